@@ -1,0 +1,55 @@
+# bootenv — build, test and demo targets.
+#   make demo        bootenv on a real ZFS pool inside a QEMU guest
+#   make test        everything: unit, contract (fake ZFS), and the VM suite
+#   make test-fast   the fast layer only (unit + contract on the fake)
+# Everything installs what it needs (apt-get included) on a fresh Debian.
+
+SHELL := /bin/bash
+# python3-apt and python3-pyzfs are built for Debian's interpreter only.
+SYSPY := /usr/bin/python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+export BOOTENV_VM_CACHE ?= /var/cache/bootenv-vm
+
+HOST_PACKAGES := python3-venv python3-apt
+VM_HOST_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs zstd dpkg-dev
+
+.PHONY: all test test-fast test-vm demo vm-image deps vm-deps venv bench clean
+
+all: test
+
+test: test-fast test-vm
+
+test-fast: venv
+	$(VPY) -m pytest tests/unit tests/contract
+
+deps:
+	@bash tools/apt-ensure.sh $(HOST_PACKAGES)
+
+vm-deps: deps
+	@bash tools/apt-ensure.sh $(VM_HOST_PACKAGES)
+
+venv: $(VENV)/.stamp
+
+$(VENV)/.stamp: pyproject.toml requirements.lock | deps
+	test -x $(VPY) || $(SYSPY) -m venv --system-site-packages $(VENV)
+	$(VPY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(VPY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+bench: venv
+	$(VPY) bench/list_scale.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# ---- VM targets (tests/vm/) --------------------------------------------
+vm-image: venv vm-deps
+	$(VPY) tests/vm/image.py build
+
+test-vm: venv vm-deps
+	$(VPY) -m pytest tests/vm
+
+demo: venv vm-deps
+	$(VPY) tests/vm/demo.py
+# ---- end of VM targets -------------------------------------------------

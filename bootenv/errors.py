@@ -1,0 +1,80 @@
+"""Every failure a bootenv user can meet, one class each.
+
+The CLI prints `bootenv: <message>` and exits with the class's exit code;
+the codes are documented in man/bootenv.8 (EXIT STATUS) and are stable.
+"""
+
+from __future__ import annotations
+
+# Exit codes (see man/bootenv.8).
+EXIT_FAILURE = 1  # an operation failed (ZFS, apt, bootloader)
+EXIT_USAGE = 2  # bad command line or bad name
+EXIT_NOT_FOUND = 3  # no such boot environment
+EXIT_REFUSED = 4  # refused to protect something (running, next boot, holds, exists)
+EXIT_PERMISSION = 5  # not root
+EXIT_BUSY = 6  # another bootenv holds the lock
+EXIT_NO_ZFS = 7  # no ZFS root / no ZFS here
+EXIT_ABORTED = 10  # the user answered no, or confirmation was impossible
+
+
+class BootenvError(Exception):
+    """Base of every error the CLI reports as `bootenv: <message>`."""
+
+    exit_code = EXIT_FAILURE
+
+
+class UsageError(BootenvError):
+    """The command line is wrong (conflicting options, missing argument)."""
+
+    exit_code = EXIT_USAGE
+
+
+class InvalidBeName(UsageError):
+    """A boot environment name ZFS would reject, or that bootenv reserves."""
+
+
+class BeNotFound(BootenvError):
+    """No boot environment of that name under the BE root."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
+class BeExists(BootenvError):
+    """A boot environment (or a dataset) of that name already exists."""
+
+    exit_code = EXIT_REFUSED
+
+
+class Refused(BootenvError):
+    """bootenv will not do it because something would be lost: destroying
+    the running or next-boot BE, a held snapshot, data outside the BE root."""
+
+    exit_code = EXIT_REFUSED
+
+
+class NotRoot(BootenvError):
+    """A command that changes the system was run without root."""
+
+    exit_code = EXIT_PERMISSION
+
+
+class LockHeld(BootenvError):
+    """Another bootenv process is changing boot environments."""
+
+    exit_code = EXIT_BUSY
+
+
+class NoZfsRoot(BootenvError):
+    """/ is not on ZFS (and no BE root was configured), or ZFS is missing."""
+
+    exit_code = EXIT_NO_ZFS
+
+
+class Aborted(BootenvError):
+    """The user declined, or a confirmation was needed with no terminal."""
+
+    exit_code = EXIT_ABORTED
+
+
+class OperationFailed(BootenvError):
+    """A ZFS or bootloader step failed; the message says which and why."""

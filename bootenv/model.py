@@ -1,0 +1,107 @@
+"""Boot environments as the engine hands them out: frozen values, plus the
+rules for names. Properties bootenv keeps are ZFS user properties in the
+`org.bootenv:` namespace (state lives in the pool, never in a file)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import InvalidBeName
+
+PROP_NS = "org.bootenv:"
+PROP_TITLE = PROP_NS + "title"
+PROP_CREATED = PROP_NS + "created"  # seconds since the epoch, from the engine's clock
+PROP_KIND = PROP_NS + "kind"  # manual | apt | hook
+PROP_ORIGIN_BE = PROP_NS + "origin-be"  # the BE this one was cloned from
+PROP_COMMAND = PROP_NS + "command"  # the command line that made it
+PROP_STATE = PROP_NS + "state"  # pending | complete | failed
+PROP_PACKAGES = PROP_NS + "packages"  # what an apt run changed (compact)
+# On snapshots: marks a snapshot bootenv took, so bootenv may remove it
+# once nothing depends on it; snapshots without it are the admin's.
+PROP_SNAPSHOT = PROP_NS + "snapshot"
+
+USER_PROPS: tuple[str, ...] = (
+    PROP_TITLE,
+    PROP_CREATED,
+    PROP_KIND,
+    PROP_ORIGIN_BE,
+    PROP_COMMAND,
+    PROP_STATE,
+    PROP_PACKAGES,
+    PROP_SNAPSHOT,
+)
+
+KINDS = ("manual", "apt", "hook")
+STATES = ("pending", "complete", "failed")
+
+# ZFS allows [A-Za-z0-9_.:-] in a component; we also refuse a leading '-'
+# (it reads as an option) and a leading '.' (hidden, and '.'/'..' are invalid).
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
+# ZFS_MAX_DATASET_NAME_LEN is 256 including the pool path; keep the BE
+# component well inside it so `pool/ROOT/name/var@snapshot` still fits.
+MAX_NAME_LEN = 128
+
+
+def validate_be_name(name: str) -> str:
+    """Given a BE name from the user, return it. Raise InvalidBeName with the
+    reason if ZFS would reject it or it could be mistaken for something else."""
+    if not name:
+        raise InvalidBeName("boot environment name is empty")
+    if len(name) > MAX_NAME_LEN:
+        raise InvalidBeName(f"boot environment name is longer than {MAX_NAME_LEN} characters")
+    if name.startswith("-"):
+        raise InvalidBeName(f"boot environment name may not start with '-': {name!r}")
+    for bad, what in (("/", "'/'"), ("@", "'@'"), ("%", "'%'"), ("#", "'#'")):
+        if bad in name:
+            raise InvalidBeName(f"boot environment name may not contain {what}: {name!r}")
+    if any(ch.isspace() for ch in name):
+        raise InvalidBeName(f"boot environment name may not contain spaces: {name!r}")
+    if not _NAME_RE.match(name):
+        raise InvalidBeName(
+            f"invalid boot environment name {name!r}: use letters, digits and _ . : -"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot of a BE's top dataset."""
+
+    name: str  # full ZFS name, pool/ROOT/be@snap
+    createtxg: int
+    used: int
+    clones: tuple[str, ...]  # full names of filesystems cloned from it
+    holds: int  # number of user holds (0 unless asked for)
+    ours: bool  # taken by bootenv
+
+    @property
+    def snapname(self) -> str:
+        return self.name.split("@", 1)[1]
+
+
+@dataclass(frozen=True)
+class BootEnv:
+    """A boot environment: a filesystem directly under the BE root, with its
+    descendants (a deep BE), as one listing saw it."""
+
+    name: str  # the BE name, the last component
+    dataset: str  # full ZFS name
+    active: bool  # A: boots next
+    running: bool  # C: mounted at / now
+    createtxg: int
+    created: int | None  # seconds since the epoch (org.bootenv:created or creation)
+    used: int  # bytes only this BE holds (used + what its origin snapshot pins)
+    referenced: int
+    origin: str | None  # origin snapshot of the top dataset, if a clone
+    origin_be: str | None  # the BE name that origin belongs to
+    title: str
+    kind: str | None
+    command: str | None
+    state: str | None
+    mountpoint: str | None  # where it is mounted now, if mounted
+    children: tuple[str, ...]  # descendant datasets (a deep BE)
+
+    @property
+    def flags(self) -> str:
+        return ("A" if self.active else "") + ("C" if self.running else "")
