@@ -91,7 +91,7 @@ class BootEnv:
     running: bool  # C: mounted at / now
     createtxg: int
     created: int | None  # seconds since the epoch (org.bootenv:created or creation)
-    used: int  # bytes only this BE holds (used + what its origin snapshot pins)
+    used: int  # the top dataset's `used`: its data, snapshots and children
     referenced: int
     origin: str | None  # origin snapshot of the top dataset, if a clone
     origin_be: str | None  # the BE name that origin belongs to
@@ -99,7 +99,7 @@ class BootEnv:
     kind: str | None
     command: str | None
     state: str | None
-    mountpoint: str | None  # where it is mounted now, if mounted
+    mounted: bool  # mounted now (at / when running, else by `bootenv mount`)
     children: tuple[str, ...]  # descendant datasets (a deep BE)
 
     @property

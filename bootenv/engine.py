@@ -1,0 +1,536 @@
+"""The boot-environment engine: list, create, activate, destroy, rename,
+describe, mount and unmount, on any ZfsBackend and Bootloader.
+
+A boot environment (BE) is a filesystem directly under the BE root (the
+parent of the dataset mounted at /, e.g. rpool/ROOT) together with its
+descendants. The engine never touches a dataset outside the BE root.
+
+Mutating operations return a Plan (see plan.py): the CLI shows it, asks,
+and executes it. Everything the engine decides is decided from ONE listing
+taken before the plan is built (as FreeBSD libbe's be_destroy collects its
+dependents before promoting any), so a plan never acts on half-changed
+state it observed itself.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Optional
+
+from .boot.base import Bootloader
+from .errors import BeExists, BeNotFound, NoZfsRoot, OperationFailed, Refused, UsageError
+from .model import (
+    PROP_COMMAND,
+    PROP_CREATED,
+    PROP_KIND,
+    PROP_ORIGIN_BE,
+    PROP_SNAPSHOT,
+    PROP_STATE,
+    PROP_TITLE,
+    USER_PROPS,
+    BootEnv,
+    Snapshot,
+    validate_be_name,
+)
+from .plan import Plan
+from .zfs.base import Dataset, ZfsBackend, ZfsError, parent_of, pool_of
+
+DEFAULT_MOUNT_BASE = "/run/bootenv"
+
+
+@dataclass
+class Scan:
+    """One listing of the BE root, indexed for the questions the engine asks."""
+
+    be_root: str
+    datasets: dict[str, Dataset]
+    running: Optional[str]  # dataset mounted at /, if under the BE root
+    next_boot: Optional[str]  # dataset the bootloader boots next
+    with_snapshots: bool
+    snapshots: dict[str, list[Dataset]] = field(default_factory=dict)  # fs -> its snapshots
+    clones: dict[str, list[str]] = field(default_factory=dict)  # origin snapshot -> clones
+
+    def __post_init__(self) -> None:
+        for ds in self.datasets.values():
+            if ds.is_snapshot:
+                self.snapshots.setdefault(ds.filesystem, []).append(ds)
+            elif ds.origin:
+                self.clones.setdefault(ds.origin, []).append(ds.name)
+
+    def tops(self) -> list[Dataset]:
+        """The BEs: filesystems directly under the BE root, oldest first."""
+        prefix = self.be_root + "/"
+        return [
+            d
+            for d in self.datasets.values()
+            if not d.is_snapshot and d.name.startswith(prefix) and "/" not in d.name[len(prefix):]
+        ]
+
+    def tree(self, top: str) -> list[str]:
+        """A BE's filesystems: the top first, then descendants, parents
+        before children."""
+        prefix = top + "/"
+        below = [n for n, d in self.datasets.items() if not d.is_snapshot and n.startswith(prefix)]
+        return [top, *sorted(below, key=lambda n: (n.count("/"), n))]
+
+
+class Engine:
+    """Given a ZFS backend and a bootloader driver, manage the BEs under one
+    BE root. `be_root` and `running` override discovery (a rescue system,
+    or a test guest whose / is not on ZFS); `clock` returns epoch seconds."""
+
+    def __init__(
+        self,
+        zfs: ZfsBackend,
+        bootloader: Optional[Bootloader] = None,
+        *,
+        be_root: Optional[str] = None,
+        running: Optional[str] = None,
+        clock: Callable[[], float] = time.time,
+        mount_base: str = DEFAULT_MOUNT_BASE,
+    ):
+        self.zfs = zfs
+        self.bootloader = bootloader or Bootloader()
+        self.clock = clock
+        self.mount_base = mount_base
+        self._running_override = running
+        self.running_dataset = running if running else zfs.mounted_at("/")
+        if be_root:
+            self.be_root = be_root.rstrip("/")
+        elif self.running_dataset and parent_of(self.running_dataset):
+            self.be_root = parent_of(self.running_dataset)  # type: ignore[assignment]
+        else:
+            raise NoZfsRoot(
+                "the root filesystem is not on ZFS (set BOOTENV_BE_ROOT to manage a BE root anyway)"
+            )
+        if not self.zfs.exists(self.be_root):
+            raise NoZfsRoot(f"BE root {self.be_root} does not exist")
+        self.pool = pool_of(self.be_root)
+
+    # ------------------------------------------------------------ reading
+
+    def scan(self, snapshots: bool = False) -> Scan:
+        """One listing of the BE root (snapshots only when asked: listing
+        them is what makes `zfs list` slow on real pools)."""
+        rows = self.zfs.list(self.be_root, snapshots=snapshots, user_props=USER_PROPS)
+        datasets = {d.name: d for d in rows}
+        running = self.running_dataset if self.running_dataset in datasets else None
+        bootfs = self.zfs.pool_get(self.pool, "bootfs")
+        next_boot = self.bootloader.next_boot(self.be_root, bootfs)
+        return Scan(self.be_root, datasets, running, next_boot, snapshots)
+
+    def list(self) -> list[BootEnv]:
+        """Return every BE, oldest first."""
+        scan = self.scan()
+        return [self._bootenv(scan, top) for top in scan.tops()]
+
+    def get(self, name: str, scan: Optional[Scan] = None) -> BootEnv:
+        """Return the BE called `name`. Raise BeNotFound."""
+        scan = scan or self.scan()
+        return self._bootenv(scan, self._top(scan, name))
+
+    def snapshots_of(self, name: str) -> list[Snapshot]:
+        """Return the snapshots of a BE's top dataset, oldest first."""
+        scan = self.scan(snapshots=True)
+        top = self._top(scan, name)
+        return [self._snapshot(scan, s) for s in scan.snapshots.get(top.name, [])]
+
+    def _top(self, scan: Scan, name: str) -> Dataset:
+        validate_be_name(name)
+        ds = scan.datasets.get(f"{self.be_root}/{name}")
+        if ds is None:
+            raise BeNotFound(f"no boot environment named {name!r} under {self.be_root}")
+        return ds
+
+    def _bootenv(self, scan: Scan, top: Dataset) -> BootEnv:
+        origin = top.origin
+        origin_be = None
+        if origin and origin.startswith(self.be_root + "/"):
+            origin_be = origin[len(self.be_root) + 1 :].split("@", 1)[0].split("/", 1)[0]
+        created = top.user(PROP_CREATED) or top.props.get("creation")
+        return BootEnv(
+            name=top.name[len(self.be_root) + 1 :],
+            dataset=top.name,
+            active=top.name == scan.next_boot,
+            running=top.name == scan.running,
+            createtxg=top.createtxg,
+            created=int(created) if created and created.isdigit() else None,
+            used=top.number("used"),
+            referenced=top.number("referenced"),
+            origin=origin,
+            origin_be=origin_be,
+            title=top.user(PROP_TITLE) or "",
+            kind=top.user(PROP_KIND),
+            command=top.user(PROP_COMMAND),
+            state=top.user(PROP_STATE),
+            mounted=top.props.get("mounted") == "yes",
+            children=tuple(scan.tree(top.name)[1:]),
+        )
+
+    def _snapshot(self, scan: Scan, snap: Dataset) -> Snapshot:
+        return Snapshot(
+            name=snap.name,
+            createtxg=snap.createtxg,
+            used=snap.number("used"),
+            clones=tuple(scan.clones.get(snap.name, ())),
+            holds=0,
+            ours=snap.user(PROP_SNAPSHOT) == "yes",
+        )
+
+    # ------------------------------------------------------------ create
+
+    def default_name(self, kind: str = "manual") -> str:
+        """A fresh checkpoint name from the clock: be-20261122-040512."""
+        prefix = {"manual": "be"}.get(kind, kind)
+        return datetime.fromtimestamp(self.clock()).strftime(f"{prefix}-%Y%m%d-%H%M%S")
+
+    def plan_create(
+        self,
+        name: Optional[str] = None,
+        *,
+        source: Optional[str] = None,
+        title: str = "",
+        kind: str = "manual",
+        command: Optional[str] = None,
+        state: str = "complete",
+    ) -> Plan:
+        """Plan a checkpoint: one atomic snapshot of the source BE's whole
+        tree, then a clone of each dataset under the new name, canmount=
+        noauto so nothing mounts it at boot. The new BE carries title,
+        created, kind, origin BE and command in org.bootenv: properties;
+        state is `pending` until the last clone exists (a crash leaves a
+        BE that says so), then `state`. Raise BeExists / BeNotFound."""
+        scan = self.scan(snapshots=False)
+        if source is None:
+            if not scan.running:
+                raise UsageError("no running boot environment here: name the source with --from")
+            src_top = scan.datasets[scan.running]
+        else:
+            src_top = self._top(scan, source)
+        src_name = src_top.name[len(self.be_root) + 1 :]
+        name = name or self._unique_name(scan, self.default_name(kind))
+        validate_be_name(name)
+        target = f"{self.be_root}/{name}"
+        if target in scan.datasets or self.zfs.exists(target):
+            raise BeExists(f"boot environment {name!r} already exists")
+        snapname = self._free_snapname(src_top.name, name)
+        tree = scan.tree(src_top.name)
+        snaps = [f"{ds}@{snapname}" for ds in tree]
+        clones = [(f"{ds}@{snapname}", target + ds[len(src_top.name) :]) for ds in tree]
+        meta = {
+            PROP_TITLE: title,
+            PROP_CREATED: str(int(self.clock())),
+            PROP_KIND: kind,
+            PROP_ORIGIN_BE: src_name,
+            PROP_STATE: "pending",
+        }
+        if command:
+            meta[PROP_COMMAND] = command
+        if not title:
+            del meta[PROP_TITLE]
+
+        plan = Plan(f"Create boot environment {name} from {src_name}")
+        plan.add(
+            f"snapshot {', '.join(snaps)}",
+            lambda: self.zfs.snapshot(snaps, {PROP_SNAPSHOT: "yes"}),
+            undo=lambda: [self._destroy_quietly(s) for s in reversed(snaps)],
+        )
+        for origin, clone in clones:
+            props = self._clone_props(scan, src_top.name, origin.split("@", 1)[0])
+            if clone == target:
+                props.update(meta)
+            plan.add(
+                f"clone {origin} as {clone}",
+                lambda o=origin, c=clone, p=props: self.zfs.clone(o, c, p),
+                undo=lambda c=clone: self._destroy_quietly(c),
+            )
+        plan.add(f"mark {name} {state}", lambda: self.zfs.set_props(target, {PROP_STATE: state}))
+
+        def finish() -> None:
+            plan.result = self.get(name)
+            self.bootloader.post_create(plan.result)
+
+        plan.add("update the boot menu", finish)
+        return plan
+
+    def _clone_props(self, scan: Scan, src_top: str, src_ds: str) -> dict[str, str]:
+        """Native properties a clone of `src_ds` needs to behave like it:
+        canmount=noauto (never mounted at boot over the running system;
+        `off` stays off) and its mountpoint when the clone would not
+        inherit the same one (the top's `/` is always set locally)."""
+        ds = scan.datasets[src_ds]
+        props = {"canmount": "off" if ds.props.get("canmount") == "off" else "noauto"}
+        mountpoint = ds.props.get("mountpoint")
+        if mountpoint:
+            parent = scan.datasets.get(parent_of(src_ds) or "")
+            inherited = None
+            if src_ds != src_top and parent is not None:
+                base = parent.props.get("mountpoint", "")
+                if base.startswith("/"):
+                    inherited = base.rstrip("/") + "/" + src_ds.rsplit("/", 1)[1]
+            if mountpoint != inherited:
+                props["mountpoint"] = mountpoint
+        return props
+
+    def _unique_name(self, scan: Scan, name: str) -> str:
+        candidate, n = name, 1
+        while f"{self.be_root}/{candidate}" in scan.datasets:
+            n += 1
+            candidate = f"{name}-{n}"
+        return candidate
+
+    def _free_snapname(self, fs: str, name: str) -> str:
+        """The snapshot name for a checkpoint: the new BE's name, suffixed
+        if an old snapshot of that name is still there."""
+        candidate, n = name, 1
+        while self.zfs.exists(f"{fs}@{candidate}"):
+            n += 1
+            candidate = f"{name}-{n}"
+        return candidate
+
+    def _destroy_quietly(self, name: str) -> None:
+        """Undo helper: remove something this plan created, if it exists."""
+        if self.zfs.exists(name):
+            self.zfs.destroy(name)
+
+    # ------------------------------------------------------------ activate
+
+    def plan_activate(self, name: str) -> Plan:
+        """Plan making `name` the next boot: promote its datasets that are
+        clones (so it owns its history and older BEs can be destroyed, as
+        bectl does), point the pool's bootfs at it, and run the bootloader
+        driver's phases. Raise BeNotFound."""
+        scan = self.scan()
+        top = self._top(scan, name)
+        be = self._bootenv(scan, top)
+        plan = Plan(f"Activate boot environment {name}")
+        if be.active:
+            plan.notes.append(f"{name} already boots next")
+        plan.add(f"check that {name} can boot", lambda: self.bootloader.pre_activate(be))
+        for ds in scan.tree(top.name):
+            origin = scan.datasets[ds].origin
+            if origin and origin.startswith(self.be_root + "/"):
+                plan.add(f"promote {ds} (origin {origin})", lambda d=ds: self.zfs.promote(d))
+        plan.add(f"prepare {name} for the bootloader", lambda: self._mid_activate(be))
+        plan.add(f"set {self.pool} bootfs={top.name}", lambda: self.zfs.pool_set(self.pool, "bootfs", top.name))
+        plan.add("update the bootloader default", lambda: self.bootloader.post_activate(be))
+        plan.result = be
+        return plan
+
+    def _mid_activate(self, be: BootEnv) -> None:
+        """Run the driver's mid-activate phase, with the BE mounted when the
+        driver needs to look inside it (the running BE is at /)."""
+        if not self.bootloader.needs_mount:
+            self.bootloader.mid_activate(be, None)
+        elif be.running:
+            self.bootloader.mid_activate(be, "/")
+        elif be.mounted:
+            raise Refused(f"{be.name} is mounted; unmount it before activating")
+        else:
+            path = self.mount(be.name)
+            try:
+                self.bootloader.mid_activate(be, path)
+            finally:
+                self.unmount(be.name)
+
+    # ------------------------------------------------------------ destroy
+
+    def plan_destroy(self, name: str) -> Plan:
+        """Plan destroying BE `name` and the snapshots that go with it.
+
+        Refuse the running BE and the next-boot BE. If other BEs were
+        cloned from its snapshots, promote the dependent cloned from the
+        newest one first: the snapshots up to it move to that BE and the
+        other dependents are re-pointed (zfs-promote(8)), so no BE loses
+        its origin. Then destroy the BE's own remaining snapshots and
+        datasets (deepest first) and the origin snapshot it no longer
+        needs, if bootenv took it and nothing else depends on it. Refuse
+        if a snapshot to destroy has holds. Raise BeNotFound / Refused.
+        """
+        scan = self.scan(snapshots=True)
+        top = self._top(scan, name)
+        be = self._bootenv(scan, top)
+        if be.running:
+            raise Refused(f"{name} is the running boot environment; boot another one first")
+        if be.active:
+            raise Refused(f"{name} boots next; activate another boot environment first")
+        tree = scan.tree(top.name)
+        members = set(tree)
+        plan = Plan(f"Destroy boot environment {name}")
+
+        # Decide every promotion before acting: per dataset, the dependent
+        # clone (outside this BE) of the newest snapshot takes the history.
+        promotions: dict[str, Dataset] = {}  # our dataset -> snapshot its heir was cloned from
+        heirs: dict[str, str] = {}  # our dataset -> the clone promoted in its place
+        for ds in tree:
+            dependents = [
+                (snap, clone)
+                for snap in scan.snapshots.get(ds, [])
+                for clone in scan.clones.get(snap.name, [])
+                if clone not in members
+            ]
+            if dependents:
+                snap, heir = max(dependents, key=lambda pair: pair[0].createtxg)
+                self._check_promote_names(scan, ds, snap, heir)
+                promotions[ds] = snap
+                heirs[ds] = heir
+                plan.add(
+                    f"promote {heir} (it takes the snapshots of {ds} up to @{snap.snapname})",
+                    lambda h=heir: self.zfs.promote(h),
+                )
+
+        doomed_snaps: list[str] = []  # as they are named now, to check holds
+        for ds in reversed(tree):
+            moved_upto = promotions[ds].createtxg if ds in promotions else -1
+            own = [s for s in scan.snapshots.get(ds, []) if s.createtxg > moved_upto]
+            for snap in reversed(own):
+                doomed_snaps.append(snap.name)
+                plan.add(f"destroy snapshot {snap.name}", lambda s=snap.name: self.zfs.destroy(s), destroys=True)
+            if scan.datasets[ds].props.get("mounted") == "yes":
+                plan.add(f"unmount {ds}", lambda d=ds: self.zfs.unmount(d))
+            plan.add(f"destroy {ds}", lambda d=ds: self.zfs.destroy(d), destroys=True)
+
+        # The origin snapshot each dataset leaves behind: after a promotion
+        # it is the heir's copy of the snapshot the heir was cloned from.
+        for ds in tree:
+            if ds in promotions:
+                snap = promotions[ds]
+                leftover = f"{heirs[ds]}@{snap.snapname}"
+                ours = snap.user(PROP_SNAPSHOT) == "yes"
+                others = [c for c in scan.clones.get(snap.name, []) if c not in members and c != heirs[ds]]
+            else:
+                origin = scan.datasets[ds].origin
+                if not origin or origin not in scan.datasets or origin.split("@")[0] in members:
+                    continue  # not a clone, or cloned from outside the BE root
+                leftover = origin
+                ours = scan.datasets[origin].user(PROP_SNAPSHOT) == "yes"
+                others = [c for c in scan.clones.get(origin, []) if c not in members]
+            if others:
+                continue  # another BE still depends on it
+            if not ours:
+                plan.notes.append(f"keeping {leftover}: bootenv did not take it")
+                continue
+            doomed_snaps.append(promotions[ds].name if ds in promotions else leftover)
+            plan.add(
+                f"destroy snapshot {leftover} (no boot environment needs it any more)",
+                lambda s=leftover: self.zfs.destroy(s),
+                destroys=True,
+            )
+
+        held = {s: tags for s in doomed_snaps if (tags := self.zfs.holds(s))}
+        if held:
+            which = "; ".join(f"{s} (holds: {', '.join(sorted(t))})" for s, t in held.items())
+            raise Refused(f"cannot destroy {name}: snapshot has user holds: {which}")
+
+        plan.add("update the boot menu", lambda: self.bootloader.post_destroy(name))
+        plan.result = be
+        return plan
+
+    def _check_promote_names(self, scan: Scan, ds: str, snap: Dataset, heir: str) -> None:
+        """Promote fails if the heir already has a snapshot named like one
+        that would move to it; refuse before anything changes."""
+        moving = {s.snapname for s in scan.snapshots.get(ds, []) if s.createtxg <= snap.createtxg}
+        taken = {s.snapname for s in scan.snapshots.get(heir, [])}
+        clash = moving & taken
+        if clash:
+            raise Refused(
+                f"cannot hand the snapshots of {ds} to {heir}: both have snapshots named "
+                + ", ".join(sorted(clash))
+                + " (rename one first)"
+            )
+
+    # ------------------------------------------------------------ rename, describe
+
+    def plan_rename(self, old: str, new: str) -> Plan:
+        """Plan renaming a BE (ZFS renames its descendants and snapshots and
+        re-points clones). The running BE is refused: the kernel command
+        line and the mount table name it. Raise BeNotFound / BeExists."""
+        scan = self.scan()
+        top = self._top(scan, old)
+        validate_be_name(new)
+        target = f"{self.be_root}/{new}"
+        if target in scan.datasets or self.zfs.exists(target):
+            raise BeExists(f"boot environment {new!r} already exists")
+        if top.name == scan.running:
+            raise Refused(f"{old} is the running boot environment; it cannot be renamed while running")
+        plan = Plan(f"Rename boot environment {old} to {new}")
+        plan.add(f"rename {top.name} to {target}", lambda: self.zfs.rename(top.name, target))
+        if self.zfs.pool_get(self.pool, "bootfs") == top.name:
+            plan.add(f"set {self.pool} bootfs={target}", lambda: self.zfs.pool_set(self.pool, "bootfs", target))
+        plan.add("update the boot menu", lambda: self.bootloader.post_rename(old, new))
+        return plan
+
+    def plan_describe(self, name: str, title: str) -> Plan:
+        """Plan setting a BE's title. Raise BeNotFound."""
+        scan = self.scan()
+        top = self._top(scan, name)
+        if "\t" in title or "\n" in title:
+            raise UsageError("a title may not contain tabs or newlines")
+        plan = Plan(f"Set the title of {name}")
+        plan.add(f"set {PROP_TITLE}={title!r} on {top.name}", lambda: self.zfs.set_props(top.name, {PROP_TITLE: title}))
+        return plan
+
+    # ------------------------------------------------------------ mount
+
+    def _mount_path(self, name: str) -> str:
+        return os.path.join(self.mount_base, name)
+
+    def mount(self, name: str, path: Optional[str] = None) -> str:
+        """Mount a BE's whole tree at `path` (default /run/bootenv/NAME),
+        children at their place below it. Return the path. Raise Refused
+        if it is running or already mounted."""
+        scan = self.scan()
+        top = self._top(scan, name)
+        if top.name == scan.running:
+            raise Refused(f"{name} is the running boot environment; it is mounted at /")
+        if top.props.get("mounted") == "yes":
+            raise Refused(f"{name} is already mounted")
+        path = path or self._mount_path(name)
+        os.makedirs(path, exist_ok=True)
+        top_mp = top.props.get("mountpoint", "/")
+        done: list[str] = []
+        try:
+            for ds in scan.tree(top.name):
+                row = scan.datasets[ds]
+                if row.props.get("canmount") == "off":
+                    continue
+                where = self._child_path(path, top_mp, row.props.get("mountpoint", ""), ds, top.name)
+                os.makedirs(where, exist_ok=True)
+                self.zfs.mount(ds, where)
+                done.append(ds)
+        except ZfsError as exc:
+            for ds in reversed(done):
+                self.zfs.unmount(ds)
+            raise OperationFailed(f"mount {name}: {exc}") from exc
+        return path
+
+    @staticmethod
+    def _child_path(base: str, top_mp: str, mountpoint: str, ds: str, top: str) -> str:
+        """Where a dataset of a BE goes when the BE is mounted at `base`:
+        its mountpoint relative to the top's, or its relative name."""
+        if ds == top:
+            return base
+        if mountpoint.startswith("/") and top_mp.startswith("/"):
+            rel = os.path.relpath(mountpoint, top_mp)
+            if not rel.startswith(".."):
+                return os.path.normpath(os.path.join(base, rel))
+        return os.path.join(base, ds[len(top) + 1 :])
+
+    def unmount(self, name: str) -> None:
+        """Unmount a BE's tree, deepest first. Raise Refused for the running BE."""
+        scan = self.scan()
+        top = self._top(scan, name)
+        if top.name == scan.running:
+            raise Refused(f"{name} is the running boot environment; it cannot be unmounted")
+        mounted = [ds for ds in scan.tree(top.name) if scan.datasets[ds].props.get("mounted") == "yes"]
+        if not mounted:
+            raise Refused(f"{name} is not mounted")
+        try:
+            for ds in reversed(mounted):
+                self.zfs.unmount(ds)
+        except ZfsError as exc:
+            raise OperationFailed(f"unmount {name}: {exc}") from exc
+
