@@ -1,0 +1,400 @@
+"""`ZfsCommands`: a ZfsBackend that drives the `zfs` and `zpool` commands.
+
+Works on every OpenZFS 2.x (Debian bookworm has 2.1: no `zfs list -j`), so
+reads parse `-H -p` output: tab-separated fields, exact numbers, '-' for
+unset. A listing is ONE `zfs list` process scoped to the caller's root,
+never one process per dataset, and snapshots only when asked for: in the
+QEMU guest each zfs process costs about a second, and on big pools it is
+snapshot listing that makes `zfs list` slow.
+
+Failures come back as ZfsError subclasses; which one is decided from the
+command's stderr (run with LC_ALL=C) by one table, `ERROR_TABLE`.
+
+Mount state is read from /proc/self/mountinfo (no process at all).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Iterable, Mapping, Sequence
+
+from . import run as _run
+from .base import (
+    LIST_PROPERTIES,
+    CrossPool,
+    Dataset,
+    DatasetBusy,
+    DatasetExists,
+    DatasetNotFound,
+    HasDependents,
+    InvalidName,
+    InvalidProperty,
+    NoSpace,
+    NotAClone,
+    PermissionDenied,
+    SnapshotHeld,
+    ZfsError,
+    ZfsUnavailable,
+    pool_of,
+)
+
+# ------------------------------------------------------------ error table
+
+# (pattern on stderr, error class), first match wins, so the specific
+# messages come before the generic ones. Patterns are the descriptions
+# libzfs prints after "cannot <action> '<name>': " (LC_ALL=C), plus those
+# of mount(8)/umount(8) and mount.zfs.
+ERROR_TABLE: tuple[tuple[re.Pattern[str], type[ZfsError]], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), cls)
+    for pattern, cls in (
+        # zfs promote of a filesystem without origin
+        (r"not a cloned filesystem", NotAClone),
+        # zfs destroy without -r / -R: "filesystem has children",
+        # "snapshot has dependent clones", "snapshot is cloned"
+        (r"has children|has dependent clones|snapshot is cloned", HasDependents),
+        # a user hold makes lzc_destroy_snaps fail with EBUSY
+        (r"cannot destroy snapshot .*: dataset is busy", SnapshotHeld),
+        # rename/clone across pools
+        (r"within same pool|pools differ|crosses datasets or pools", CrossPool),
+        # "dataset does not exist", "no such pool", "no such tag on this
+        # dataset" (release), "could not find any snapshots to destroy"
+        (r"does not exist|no such pool|no such tag|no such dataset|could not find any snapshots", DatasetNotFound),
+        # "dataset already exists", "tag already exists on this dataset",
+        # promote: "conflicting snapshot 'x' from parent 'y'"
+        (r"already exists|conflicting snapshot|pool or dataset exists", DatasetExists),
+        # "dataset is busy", "pool or dataset is busy", umount "target is busy",
+        # mount.zfs "filesystem 'x' is already mounted"
+        (r"is busy|already mounted|device or resource busy", DatasetBusy),
+        (
+            r"invalid character|invalid (dataset |snapshot )?name|name is too long|leading slash"
+            r"|trailing slash|empty component|delimiter|is an invalid name|multiple '@'",
+            InvalidName,
+        ),
+        (r"out of space|quota exceeded|no space left", NoSpace),
+        (r"permission denied|must be run as root|operation not permitted", PermissionDenied),
+        (r"property|must be one of|bad numeric value|invalid option value", InvalidProperty),
+        (r"the zfs modules are not loaded|/dev/zfs", ZfsUnavailable),
+    )
+)
+
+
+def error_from_stderr(stderr: str, name: str | None = None) -> ZfsError:
+    """Given the stderr of a failed zfs/zpool/mount command, return the
+    ZfsError subclass the table picks (plain ZfsError when none matches),
+    carrying the message."""
+    message = " ".join(line.strip() for line in stderr.strip().splitlines() if line.strip())
+    message = message or "zfs command failed"
+    for pattern, cls in ERROR_TABLE:
+        if pattern.search(stderr):
+            return cls(message, name)
+    return ZfsError(message, name)
+
+
+# ----------------------------------------------------------------- parsing
+
+
+def parse_list(output: str, columns: Sequence[str], root: str) -> tuple[list[Dataset], list[str]]:
+    """Given `zfs list -H -p -o <columns>` output (columns[0] is "name"),
+    return the datasets and the names whose rows could not be split exactly
+    (a value holding a tab or a newline). '-' means unset: the property is
+    left out. A tab inside the last column is kept (the extra fields are
+    joined back); a row whose line is cut by a newline is joined to the
+    next line."""
+    width = len(columns)
+    rows: list[list[str]] = []
+    lines = output.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline ending the last row
+    for line in lines:
+        fields = line.split("\t")
+        starts_row = len(fields) >= 2 and _in_tree(fields[0], root) and fields[1] in ("filesystem", "snapshot", "volume")
+        if not starts_row and rows:
+            rows[-1][-1] += "\n" + fields[0]
+            rows[-1].extend(fields[1:])
+            continue
+        rows.append(fields)
+    datasets: list[Dataset] = []
+    ambiguous: list[str] = []
+    for fields in rows:
+        if len(fields) > width:
+            # Only the last column can absorb extra tabs unambiguously.
+            fields = fields[: width - 1] + ["\t".join(fields[width - 1 :])]
+            if width - 1 > _first_free_column(columns):
+                ambiguous.append(fields[0])
+        elif len(fields) < width:
+            ambiguous.append(fields[0])
+            fields = fields + ["-"] * (width - len(fields))
+        props = {col: val for col, val in zip(columns[1:], fields[1:]) if val != "-"}
+        datasets.append(Dataset(fields[0], props))
+    return datasets, ambiguous
+
+
+def _first_free_column(columns: Sequence[str]) -> int:
+    """Index of the first column whose value may hold any character (a user
+    property); every native column is tab-free."""
+    for i, col in enumerate(columns):
+        if ":" in col:
+            return i
+    return len(columns)
+
+
+def _in_tree(name: str, root: str) -> bool:
+    return name == root or name.startswith(root + "/") or name.startswith(root + "@")
+
+
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
+def unescape_mountinfo(field: str) -> str:
+    r"""Undo the kernel's octal escapes in a mountinfo field (\040 space,
+    \011 tab, \012 newline, \134 backslash)."""
+    raw = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
+    # Non-ASCII bytes arrive escaped one byte at a time: rebuild them.
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return raw
+
+
+def parse_mountinfo(text: str) -> list[tuple[str, str, str]]:
+    """Given /proc/self/mountinfo, return (mountpoint, fstype, source) for
+    every mount, in mount order (a later entry on the same path covers an
+    earlier one)."""
+    mounts: list[tuple[str, str, str]] = []
+    for line in text.splitlines():
+        fields = line.split(" ")
+        try:
+            sep = fields.index("-", 6)
+        except ValueError:
+            continue
+        if len(fields) < sep + 3:
+            continue
+        mounts.append((unescape_mountinfo(fields[4]), fields[sep + 1], unescape_mountinfo(fields[sep + 2])))
+    return mounts
+
+
+# ----------------------------------------------------------------- backend
+
+
+class ZfsCommands:
+    """ZfsBackend over the zfs/zpool/mount/umount commands.
+
+    `runner` runs the commands (dry-run lives there; default: the
+    process-wide runner); `mountinfo` is the file mount state is read from.
+    """
+
+    # Whether `zfs clone -u` (do not mount; OpenZFS >= 2.2) works; learnt on
+    # first use.
+    _clone_u: bool | None = None
+
+    def __init__(
+        self,
+        runner: _run.Runner | None = None,
+        *,
+        zfs: str = "zfs",
+        zpool: str = "zpool",
+        mountinfo: str = "/proc/self/mountinfo",
+    ):
+        self._runner = runner
+        self.zfs_cmd = zfs
+        self.zpool_cmd = zpool
+        self.mountinfo_path = mountinfo
+
+    # -- plumbing
+
+    @property
+    def runner(self) -> _run.Runner:
+        return self._runner or _run.default_runner
+
+    def _cmd(self, argv: Sequence[str], *, name: str | None = None, mutating: bool = False) -> str:
+        """Run a command; return its stdout; raise the mapped ZfsError."""
+        try:
+            return self.runner.run(argv, mutating=mutating).stdout
+        except _run.CommandNotFound as exc:
+            raise ZfsUnavailable(f"no ZFS on this machine: {exc.stderr}", name) from None
+        except _run.CommandFailed as exc:
+            raise error_from_stderr(exc.stderr or exc.stdout, name) from None
+
+    def _zfs(self, *args: str, name: str | None = None, mutating: bool = False) -> str:
+        return self._cmd([self.zfs_cmd, *args], name=name, mutating=mutating)
+
+    def _zpool(self, *args: str, name: str | None = None, mutating: bool = False) -> str:
+        return self._cmd([self.zpool_cmd, *args], name=name, mutating=mutating)
+
+    def _mounts(self) -> list[tuple[str, str, str]]:
+        try:
+            with open(self.mountinfo_path, encoding="utf-8", errors="surrogateescape") as f:
+                return parse_mountinfo(f.read())
+        except FileNotFoundError:
+            return []
+
+    def mountpoints_of(self, name: str) -> list[str]:
+        """Where filesystem `name` is mounted (usually one place, or none)."""
+        return [mp for mp, fstype, source in self._mounts() if fstype == "zfs" and source == name]
+
+    def _mounted_in_tree(self, name: str) -> bool:
+        """Whether `name`, a descendant or one of their snapshots is mounted."""
+        return any(
+            fstype == "zfs" and _in_tree(source, name) for _mp, fstype, source in self._mounts()
+        )
+
+    @staticmethod
+    def _check_same_pool(a: str, b: str) -> None:
+        if pool_of(a) != pool_of(b):
+            raise CrossPool(f"'{a}' and '{b}' are in different pools", b)
+
+    # -- reads
+
+    def list(self, root: str, *, snapshots: bool = False, user_props: Sequence[str] = ()) -> list[Dataset]:
+        columns = ["name"]
+        for prop in (*LIST_PROPERTIES, *user_props):
+            if prop not in columns:
+                columns.append(prop)
+        types = "filesystem,snapshot" if snapshots else "filesystem"
+        out = self._zfs("list", "-H", "-p", "-r", "-t", types, "-o", ",".join(columns), "-s", "createtxg", root, name=root)
+        datasets, ambiguous = parse_list(out, columns, root)
+        if ambiguous:
+            datasets = self._refetch_user_props(datasets, set(ambiguous), [c for c in columns if ":" in c])
+        return datasets
+
+    def _refetch_user_props(self, datasets: list[Dataset], names: set[str], user_cols: list[str]) -> list[Dataset]:
+        """Re-read, one property at a time, the user properties of rows a
+        tab or newline made ambiguous (rare: bootenv writes neither)."""
+        fixed = []
+        for ds in datasets:
+            if ds.name in names:
+                props = {k: v for k, v in ds.props.items() if k not in user_cols}
+                for col in user_cols:
+                    value = self._zfs("get", "-H", "-p", "-o", "value", col, ds.name, name=ds.name)
+                    value = value[:-1] if value.endswith("\n") else value
+                    if value != "-":
+                        props[col] = value
+                ds = Dataset(ds.name, props)
+            fixed.append(ds)
+        return fixed
+
+    def exists(self, name: str) -> bool:
+        try:
+            self._zfs("list", "-H", "-o", "name", "-t", "filesystem,snapshot,volume", name, name=name)
+        except (DatasetNotFound, InvalidName):
+            return False
+        return True
+
+    def get_props(self, name: str, props: Sequence[str]) -> dict[str, str]:
+        if not props:
+            return {}
+        out = self._zfs("get", "-H", "-p", "-o", "property,value", ",".join(props), name, name=name)
+        result: dict[str, str] = {}
+        for line in out.split("\n"):
+            if "\t" not in line:
+                continue
+            prop, value = line.split("\t", 1)
+            if value != "-" and prop in props:
+                result[prop] = value
+        return result
+
+    def holds(self, snapshot: str) -> frozenset[str]:
+        out = self._zfs("holds", "-H", snapshot, name=snapshot)
+        tags = set()
+        for line in out.splitlines():
+            fields = line.split("\t")
+            if len(fields) >= 2 and fields[0] == snapshot:
+                tags.add(fields[1])
+        return frozenset(tags)
+
+    def pool_get(self, pool: str, prop: str) -> str | None:
+        out = self._zpool("get", "-H", "-p", "-o", "value", prop, pool, name=pool)
+        value = out.rstrip("\n")
+        return None if value in ("-", "") else value
+
+    def mounted_at(self, path: str) -> str | None:
+        path = os.path.normpath(path)
+        found = None
+        for mountpoint, fstype, source in self._mounts():
+            if mountpoint == path:
+                found = source if fstype == "zfs" else None
+        return found
+
+    # -- mutations
+
+    def snapshot(self, names: Iterable[str], props: Mapping[str, str] | None = None) -> None:
+        names = list(names)
+        if not names:
+            return
+        opts: list[str] = []
+        for key, value in (props or {}).items():
+            opts += ["-o", f"{key}={value}"]
+        # One `zfs snapshot` with every name: one lzc_snapshot, one txg.
+        self._zfs("snapshot", *opts, *names, name=names[0] if len(names) == 1 else None, mutating=True)
+
+    def clone(self, origin: str, target: str, props: Mapping[str, str] | None = None) -> None:
+        self._check_same_pool(origin, target)
+        opts: list[str] = []
+        for key, value in (props or {}).items():
+            opts += ["-o", f"{key}={value}"]
+        if ZfsCommands._clone_u is not False:
+            try:
+                self._zfs("clone", "-u", *opts, origin, target, name=target, mutating=True)
+                ZfsCommands._clone_u = True
+                return
+            except ZfsError as exc:
+                if "invalid option 'u'" not in str(exc):
+                    raise
+                ZfsCommands._clone_u = False
+        # OpenZFS < 2.2: no -u, and `zfs clone` mounts a canmount=on clone.
+        self._zfs("clone", *opts, origin, target, name=target, mutating=True)
+        for mountpoint in self.mountpoints_of(target):
+            self._cmd(["umount", mountpoint], name=target, mutating=True)
+
+    def promote(self, name: str) -> None:
+        self._zfs("promote", name, name=name, mutating=True)
+
+    def rename(self, old: str, new: str) -> None:
+        self._check_same_pool(old, new)
+        self._zfs("rename", old, new, name=old, mutating=True)
+
+    def destroy(self, name: str) -> None:
+        if "@" not in name and self.mountpoints_of(name):
+            # libzfs_core refuses to destroy a mounted filesystem (EBUSY);
+            # `zfs destroy` would unmount it first. Behave like the library.
+            raise DatasetBusy(f"cannot destroy '{name}': filesystem is mounted", name)
+        self._zfs("destroy", name, name=name, mutating=True)
+
+    def hold(self, snapshot: str, tag: str) -> None:
+        self._zfs("hold", tag, snapshot, name=snapshot, mutating=True)
+
+    def release(self, snapshot: str, tag: str) -> None:
+        self._zfs("release", tag, snapshot, name=snapshot, mutating=True)
+
+    def set_props(self, name: str, props: Mapping[str, str]) -> None:
+        if not props:
+            return
+        self._zfs("set", *(f"{k}={v}" for k, v in props.items()), name, name=name, mutating=True)
+
+    def inherit(self, name: str, prop: str) -> None:
+        self._zfs("inherit", prop, name, name=name, mutating=True)
+
+    def pool_set(self, pool: str, prop: str, value: str) -> None:
+        self._zpool("set", f"{prop}={value}", pool, name=pool, mutating=True)
+
+    def mount(self, name: str, path: str) -> None:
+        where = self.mountpoints_of(name)
+        if where:
+            raise DatasetBusy(f"cannot mount '{name}': already mounted at {where[0]}", name)
+        try:
+            self._cmd(["mount", "-t", "zfs", "-o", "zfsutil", name, path], name=name, mutating=True)
+        except ZfsError:
+            if not self.exists(name):
+                raise DatasetNotFound(f"cannot mount '{name}': dataset does not exist", name) from None
+            raise
+
+    def unmount(self, name: str) -> None:
+        where = self.mountpoints_of(name)
+        if not where:
+            if not self.exists(name):
+                raise DatasetNotFound(f"cannot unmount '{name}': dataset does not exist", name)
+            raise ZfsError(f"cannot unmount '{name}': not currently mounted", name)
+        # Innermost (latest) mount first, should it be mounted twice.
+        for mountpoint in reversed(where):
+            self._cmd(["umount", mountpoint], name=name, mutating=True)
