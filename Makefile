@@ -44,12 +44,15 @@ clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
 
 # ---- VM targets (tests/vm/) --------------------------------------------
+# The guest image is cached in $(BOOTENV_VM_CACHE)/<recipe hash>/ and built
+# (~15 min, once) only when tests/vm/image* or requirements.lock change.
+# Debug in the guest: .venv/bin/python tests/vm/harness.py run --pool -- CMD...
 vm-image: venv vm-deps
 	$(VPY) tests/vm/image.py build
 
-test-vm: venv vm-deps
+test-vm: vm-image
 	$(VPY) -m pytest tests/vm
 
-demo: venv vm-deps
+demo: vm-image
 	$(VPY) tests/vm/demo.py
 # ---- end of VM targets -------------------------------------------------

@@ -21,6 +21,7 @@ place only when complete, so an interrupted build never looks valid.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -69,7 +70,10 @@ def recipe_hash() -> str:
 
 
 def image_dir() -> Path:
-    return cache_root() / recipe_hash()
+    """$BOOTENV_VM_IMAGE (an image dir to use as is), else the cache dir for
+    the current recipe."""
+    override = os.environ.get("BOOTENV_VM_IMAGE")
+    return Path(override) if override else cache_root() / recipe_hash()
 
 
 def is_built(d: Path | None = None) -> bool:
@@ -165,6 +169,8 @@ def build(force: bool = False) -> Path:
     if is_built(final) and not force:
         print(f"bootenv-vm image: up to date at {final}", file=sys.stderr)
         return final
+    if os.environ.get("BOOTENV_VM_IMAGE"):
+        raise ImageError(f"BOOTENV_VM_IMAGE={final} is not a complete image")
     if os.geteuid() != 0:
         raise ImageError("building the guest image needs root (debootstrap, chroot)")
     for tool in ("debootstrap", "mkfs.ext4", "debugfs"):
@@ -172,6 +178,22 @@ def build(force: bool = False) -> Path:
             raise ImageError(f"{tool} is missing: run `make vm-deps`")
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("bootenv-vm image: another build is running; waiting for it", file=sys.stderr)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_built(final) and not force:
+            print(f"bootenv-vm image: built meanwhile at {final}", file=sys.stderr)
+            return final
+        # Leftovers of interrupted builds (we hold the lock: none is running).
+        for stale in root.glob(".build-*"):
+            _remove_tree(stale)
+        return _build_locked(root, final)
+
+
+def _build_locked(root: Path, final: Path) -> Path:
     tmp = root / f".build-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

@@ -1,0 +1,52 @@
+"""Host side of `make test-vm`: boot the guest once, run the real-ZFS suites
+there, and report every guest test as one host test (test_guest.py; the
+plumbing is in bridge.py).
+
+Only `pytest tests/vm` imports this file; the fast layer (tests/unit,
+tests/contract) never does. tests/vm/guest/ holds tests that run INSIDE the
+guest: the host never collects them itself, only through the guest listing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import bridge  # noqa: E402
+
+collect_ignore = ["guest", "image", ".out", "image.py", "harness.py", "demo.py", "bridge.py"]
+
+_RUN: "bridge.GuestRun | None" = None
+
+
+@pytest.fixture(scope="session")
+def guest_run() -> "bridge.GuestRun":
+    """The one guest boot of this session (started by the first test using it)."""
+    global _RUN
+    if _RUN is None:
+        _RUN = bridge.boot_and_run(bridge.guest_paths())
+    return _RUN
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    run = _RUN
+    if run is None or run.result is None:
+        return
+    r = run.result
+    boot = f"{r.boot_seconds:.0f} s" if r.boot_seconds is not None else "never ready"
+    counts: dict[str, int] = {}
+    for case in run.cases.values():
+        counts[case.outcome] = counts.get(case.outcome, 0) + 1
+    summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no results"
+    terminalreporter.write_sep("-", "bootenv VM guest")
+    terminalreporter.write_line(
+        f"guest boot {boot}, whole guest run {r.total_seconds:.0f} s, guest exit {r.exit_code}; "
+        f"guest results: {summary}"
+    )
+    terminalreporter.write_line(f"console log: {r.console_log}   results: {r.out_dir / 'results.xml'}")

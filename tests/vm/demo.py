@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""`make demo`: bootenv on a real OpenZFS pool, in a QEMU guest.
+
+Builds the guest image on first use (~15 min, cached under
+$BOOTENV_VM_CACHE), boots it with this checkout shared, and runs
+tests/vm/demo-guest.sh there with its output live on the terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import harness  # noqa: E402
+import image  # noqa: E402
+
+
+def main() -> int:
+    try:
+        result = harness.run_guest(
+            "bash tests/vm/demo-guest.sh",
+            run_dir=HERE / ".out" / "demo",
+            disks=1,
+            timeout=900,
+            live=True,
+        )
+    except (harness.HarnessError, image.ImageError) as e:
+        print(f"demo: {e}", file=sys.stderr)
+        return 1
+    if result.problem():
+        print(f"demo: {result.problem()}", file=sys.stderr)
+        return 1
+    return result.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""Boot the cached guest image under QEMU and run one command in it.
+
+    tests/vm/harness.py run [options] -- CMD...     run CMD in the guest, output live
+    tests/vm/harness.py run --pool -- pytest -x tests/contract -k promote
+
+One argument after `--` is a shell script (`run -- 'zpool status; ls /'`),
+several are an argv. In the guest, CMD runs as root with cwd = the project
+tree (shared read-only at /mnt/host/tree and on PYTHONPATH), $OUT =
+/mnt/host/out (writable, copied back: --out), /opt/bootenv-venv/bin first
+on PATH, and blank virtio disks /dev/vdb, /dev/vdc, ... (--disks). --pool
+first creates the test pool `betest` on /dev/vdb, as `make test-vm` does.
+The exit status is the guest command's (125 if the guest never reported
+one: boot failure or timeout; see the console log).
+
+The guest is TCG-emulated (nested KVM hangs here): boot ~30 s, everything
+runs a few times slower than on metal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+import image  # noqa: E402  (tests/vm/image.py)
+
+QEMU = "qemu-system-x86_64"
+DEFAULT_OUT = HERE / ".out" / "run"
+TEST_POOL = "betest"
+CREATE_POOL = (
+    f"zpool create -f -o ashift=12 -O mountpoint=/{TEST_POOL} -O compression=off {TEST_POOL} /dev/vdb"
+)
+READY = "BOOTENV-VM-READY"
+CMD_START = "BOOTENV-VM-CMD-START"
+DONE = "BOOTENV-VM-DONE"
+
+
+class HarnessError(Exception):
+    """The guest cannot be started (no qemu, no image)."""
+
+
+@dataclass
+class GuestResult:
+    """What one guest run left behind."""
+
+    exit_code: int | None  # the guest command's; None: the guest never reported one
+    console: str  # the whole serial console, \r stripped
+    run_dir: Path  # the share: console.log, cmd.sh, out/
+    boot_seconds: float | None  # qemu start -> guest ready to run the command
+    total_seconds: float
+    timed_out: bool
+    qemu_returncode: int | None
+
+    @property
+    def out_dir(self) -> Path:
+        return self.run_dir / "out"
+
+    @property
+    def console_log(self) -> Path:
+        return self.run_dir / "console.log"
+
+    def problem(self) -> str | None:
+        """Why the run itself failed (not the command), or None."""
+        if self.timed_out:
+            return f"the guest timed out after {self.total_seconds:.0f} s (qemu killed)"
+        if self.boot_seconds is None:
+            return f"the guest never became ready (qemu exit {self.qemu_returncode})"
+        if self.exit_code is None:
+            return f"the guest never reported an exit code (qemu exit {self.qemu_returncode})"
+        return None
+
+
+def qemu_argv(img: Path, run_dir: Path, tree: Path, disks: list[Path], memory: int, smp: int) -> list[str]:
+    meta = image.info(img)
+    append = (
+        f"root=/dev/vda rw console=ttyS0 init={meta['init']} panic=-1 "
+        "quiet loglevel=3 systemd.show_status=0 net.ifnames=0"
+    )
+    argv = [
+        QEMU,
+        "-accel", "tcg,thread=multi",
+        "-smp", str(smp),
+        "-m", str(memory),
+        "-nodefaults", "-display", "none", "-no-reboot",
+        "-serial", "stdio",
+        "-kernel", str(img / "vmlinuz"),
+        "-initrd", str(img / "initrd.img"),
+        "-append", append,
+        # snapshot=on: writes go to a throwaway overlay, the cache never changes.
+        "-drive", f"file={img / 'image.raw'},if=virtio,format=raw,snapshot=on",
+        "-virtfs", f"local,path={run_dir},mount_tag=host0,security_model=none,multidevs=remap",
+        "-virtfs", f"local,path={tree},mount_tag=host1,security_model=none,multidevs=remap,readonly=on",
+        "-device", "virtio-rng-pci",
+    ]
+    for disk in disks:
+        argv += ["-drive", f"file={disk},if=virtio,format=qcow2,cache=unsafe"]
+    return argv
+
+
+def run_guest(
+    command: str | list[str],
+    *,
+    run_dir: Path = DEFAULT_OUT,
+    tree: Path = REPO,
+    disks: int = 1,
+    disk_size: str = "4G",
+    timeout: float = 1200,
+    live: bool = False,
+    memory: int = 3072,
+    smp: int = 2,
+    build: bool = True,
+) -> GuestResult:
+    """Boot the guest once and run `command` (a shell script string, or an
+    argv) in it. `run_dir` is emptied and becomes the writable share; the
+    guest's $OUT is run_dir/out. The console goes to run_dir/console.log
+    (and to stdout when `live`). Kill qemu after `timeout` seconds."""
+    if not shutil.which(QEMU):
+        raise HarnessError(f"{QEMU} is missing: run `make vm-deps`")
+    if build:
+        img = image.ensure()
+    else:
+        img = image.image_dir()
+        if not image.is_built(img):
+            raise HarnessError(f"no guest image at {img}: run `make vm-image`")
+    script = command if isinstance(command, str) else shlex.join(command)
+
+    run_dir = Path(run_dir).resolve()
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    (run_dir / "out").mkdir(parents=True)
+    (run_dir / "tree").mkdir()  # mount point for the tree share
+    shutil.copy(HERE / "guest-run.sh", run_dir / "run.sh")
+    (run_dir / "cmd.sh").write_text(script + "\n")
+
+    with tempfile.TemporaryDirectory(prefix="bootenv-vm-disks-", dir=os.environ.get("TMPDIR", "/var/tmp")) as dtmp:
+        disk_paths = []
+        for i in range(disks):
+            path = Path(dtmp) / f"disk{i + 1}.qcow2"
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), disk_size], check=True)
+            disk_paths.append(path)
+        argv = qemu_argv(img, run_dir, Path(tree).resolve(), disk_paths, memory, smp)
+        (run_dir / "qemu.argv").write_text(shlex.join(argv) + "\n")
+        return _boot(argv, run_dir, timeout, live)
+
+
+def _boot(argv: list[str], run_dir: Path, timeout: float, live: bool) -> GuestResult:
+    start = time.monotonic()
+    ready_at = None
+    timed_out = False
+    buf = bytearray()
+    pending = b""
+    log = open(run_dir / "console.log", "wb")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        fd = proc.stdout.fileno()
+        while True:
+            left = start + timeout - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunk = chunk.replace(b"\r", b"")
+            log.write(chunk)
+            log.flush()
+            buf += chunk
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                line = raw.decode(errors="replace")
+                if ready_at is None and READY in line:
+                    ready_at = time.monotonic() - start
+                    _say(f"guest ready after {ready_at:.1f} s")
+                if live and not line.startswith(("BOOTENV-VM-", "bootenv-vm: powering")):
+                    sys.stdout.write(line + "\n")
+                    sys.stdout.flush()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if pending:
+            log.write(pending)
+            if live:
+                sys.stdout.write(pending.decode(errors="replace") + "\n")
+        log.close()
+    total = time.monotonic() - start
+    code_file = run_dir / "out" / "exit-code"
+    exit_code = None
+    try:
+        exit_code = int(code_file.read_text().strip())
+    except (OSError, ValueError):
+        pass
+    result = GuestResult(
+        exit_code=exit_code,
+        console=buf.decode(errors="replace"),
+        run_dir=run_dir,
+        boot_seconds=ready_at,
+        total_seconds=total,
+        timed_out=timed_out,
+        qemu_returncode=proc.returncode,
+    )
+    run_s = f"{total - ready_at:.1f} s" if ready_at is not None else "-"
+    _say(
+        f"guest exit code {exit_code}; boot {ready_at and f'{ready_at:.1f} s' or '-'}, "
+        f"command+poweroff {run_s}, total {total:.1f} s; console: {run_dir / 'console.log'}"
+    )
+    if result.problem():
+        _say("PROBLEM: " + result.problem())
+    return result
+
+
+def _say(msg: str) -> None:
+    print(f"bootenv-vm: {msg}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tests/vm/harness.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="run a command in the guest")
+    run.add_argument("--disks", type=int, default=1, help="blank virtio disks /dev/vdb... (default 1)")
+    run.add_argument("--disk-size", default="4G")
+    run.add_argument("--pool", action="store_true", help=f"create pool {TEST_POOL} on /dev/vdb first")
+    run.add_argument("--timeout", type=float, default=1200)
+    run.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run dir (default {DEFAULT_OUT})")
+    run.add_argument("--tree", type=Path, default=REPO, help="project tree to share (default: this checkout)")
+    run.add_argument("--quiet", action="store_true", help="do not echo the console")
+    run.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("run: a command is needed after --")
+    script = command[0] if len(command) == 1 else shlex.join(command)
+    if args.pool:
+        if args.disks < 1:
+            parser.error("--pool needs a disk")
+        script = f"{CREATE_POOL} || exit 121\n{script}"
+    try:
+        result = run_guest(script, run_dir=args.out, tree=args.tree, disks=args.disks,
+                           disk_size=args.disk_size, timeout=args.timeout, live=not args.quiet)
+    except (HarnessError, image.ImageError) as e:
+        _say(str(e))
+        return 125
+    return 125 if result.exit_code is None else result.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
