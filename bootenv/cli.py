@@ -81,11 +81,13 @@ class Settings:
             from .zfs.base import ZfsError
             from .zfs.factory import open_backend
 
+            from .errors import NoZfsRoot, UsageError
+
             try:
                 backend = open_backend(self.zfs)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from exc
             except ZfsError as exc:
-                from .errors import NoZfsRoot
-
                 raise NoZfsRoot(str(exc)) from exc
             self._engine = Engine(
                 backend,
