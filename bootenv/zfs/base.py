@@ -84,6 +84,12 @@ class NotAClone(ZfsError):
     errno = _errno.EINVAL
 
 
+class NotMounted(ZfsError):
+    """Unmount refused: the filesystem is not mounted."""
+
+    errno = _errno.EINVAL
+
+
 class InvalidName(ZfsError):
     """ZFS rejects the name (characters, length, wrong kind of dataset)."""
 
@@ -265,7 +271,8 @@ class ZfsBackend(Protocol):
 
     def unmount(self, name: str) -> None:
         """Unmount a filesystem. Raise DatasetBusy if in use (the running
-        root always is)."""
+        root always is; so is one with a filesystem mounted below it),
+        NotMounted if it is not mounted."""
         ...
 
     def mounted_at(self, path: str) -> str | None:

@@ -1,0 +1,860 @@
+"""An in-memory ZFS that behaves like OpenZFS (as libzfs_core sees it).
+
+`FakeZfs` implements `ZfsBackend` and raises the ZfsError subclasses real
+OpenZFS would, for the same reasons, in the same order of checks. Every
+operation validates everything before it mutates anything, so a call that
+raises changes nothing. The tests/contract suite runs against it and real
+ZFS alike; that is what makes it trustworthy.
+
+Beyond the protocol it offers what tests and scripted scenarios need:
+`create_pool`, `create`, `write`/`delete`/`delete_all` (data, with space
+accounted like ZFS, see fake_space.py), `fail_next` (fault injection),
+`check_invariants`, JSON persistence (`save`/`load`/`session`/`open_fake`)
+and a shell entry point (`python -m bootenv.zfs.fake`, see fake_shell.py).
+
+Orderings are by createtxg, a counter every mutation advances; `creation`
+comes from an injectable clock and is never used for ordering.
+
+Deliberate differences from OpenZFS, all stricter: mounting over a path
+where something is already mounted is refused; one `snapshot` call may not
+snapshot the same filesystem twice; snapshots cannot be mounted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as _errno
+import functools
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
+
+from .base import (
+    LIST_PROPERTIES,
+    CrossPool,
+    Dataset,
+    DatasetBusy,
+    DatasetExists,
+    DatasetNotFound,
+    HasDependents,
+    InvalidName,
+    InvalidProperty,
+    NoSpace,
+    NotAClone,
+    NotMounted,
+    SnapshotHeld,
+    ZfsError,
+    ZfsUnavailable,
+    pool_of,
+)
+from .fake_names import (
+    INHERITED_DEFAULTS,
+    MAX_HOLD_TAG,
+    POOL_PROPS,
+    POOL_SETTABLE,
+    check_gettable,
+    check_name,
+    check_settable,
+    check_user_prop,
+    is_user_prop,
+)
+from .fake_space import Block, Fs, Pool, Snap, cached_space, own_space, subtree, used_by_children
+
+MiB = 1024 * 1024
+DEFAULT_POOL_SIZE = 64 * 1024 * MiB
+
+__all__ = ["FakeZfs", "open_fake", "MiB"]
+
+
+def _op(mutating: bool) -> Callable:
+    """Wrap a public method: injected faults first; in strict mode check
+    that a raising call changed nothing and that invariants hold after
+    every call; autosave after a successful mutating call."""
+
+    def deco(fn: Callable) -> Callable:
+        op = fn.__name__
+
+        @functools.wraps(fn)
+        def wrapper(self: "FakeZfs", *args, **kwargs):
+            queue = self._faults.get(op)
+            if queue:
+                err = queue.pop(0)
+                if not queue:
+                    del self._faults[op]
+                raise err
+            if not self.strict or self._depth:
+                result = fn(self, *args, **kwargs)
+            else:
+                before = self.to_dict()
+                self._depth += 1
+                try:
+                    result = fn(self, *args, **kwargs)
+                except ZfsError:
+                    if self.to_dict() != before:
+                        raise AssertionError(f"FakeZfs.{op} raised but changed the state")
+                    raise
+                finally:
+                    self._depth -= 1
+                self.check_invariants()
+            if mutating and self.autosave is not None and not self._depth:
+                self.save(self.autosave)
+            return result
+
+        wrapper._fake_op = op  # type: ignore[attr-defined]
+        return wrapper
+
+    return deco
+
+
+class FakeZfs:
+    """In-memory OpenZFS. `clock` gives `creation` seconds; `strict` makes
+    every public call verify atomicity and `check_invariants()` (tests)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, *, strict: bool = False):
+        self.clock = clock
+        self.strict = strict
+        self.autosave: Path | None = None
+        self.txg = 1
+        self._next_id = 1
+        self._pools: dict[str, Pool] = {}
+        self._fs: dict[str, Fs] = {}
+        self._snaps: dict[str, Snap] = {}
+        self._blocks: dict[int, Block] = {}
+        self._refs: dict[int, int] = {}
+        self._mounts: dict[str, Fs] = {}
+        self._faults: dict[str, list[BaseException]] = {}
+        self._depth = 0
+
+    # ------------------------------------------------------------ helpers
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
+
+    def _new_txg(self) -> int:
+        self.txg += 1
+        return self.txg
+
+    def _now(self) -> int:
+        return int(self.clock())
+
+    def _get_fs(self, name: str) -> Fs:
+        check_name(name, "filesystem")
+        fs = self._fs.get(name)
+        if fs is None:
+            raise DatasetNotFound(f"dataset does not exist: {name}", name)
+        return fs
+
+    def _get_snap(self, name: str) -> Snap:
+        check_name(name, "snapshot")
+        snap = self._snaps.get(name)
+        if snap is None:
+            raise DatasetNotFound(f"snapshot does not exist: {name}", name)
+        return snap
+
+    def _get_any(self, name: str) -> Fs | Snap:
+        check_name(name)
+        obj = self._fs.get(name) or self._snaps.get(name)
+        if obj is None:
+            raise DatasetNotFound(f"dataset does not exist: {name}", name)
+        return obj
+
+    def _ref(self, block_ids: Iterable[int]) -> None:
+        refs = self._refs
+        for b in block_ids:
+            refs[b] += 1
+
+    def _unref(self, block_ids: Iterable[int]) -> None:
+        refs = self._refs
+        for b in block_ids:
+            n = refs[b] - 1
+            if n:
+                refs[b] = n
+            else:
+                del refs[b]
+                blk = self._blocks.pop(b)
+                blk.owner.owned.discard(b)
+                blk.owner.space = None
+
+    def _allocated(self, pool: Pool) -> int:
+        return sum(b.size for b in self._blocks.values() if b.owner.pool is pool)
+
+    def _mountpoint(self, fs: Fs) -> str:
+        local = fs.props.get("mountpoint")
+        if local is not None:
+            return local
+        if fs.parent is None:
+            return "/" + fs.name
+        return _child_mountpoint(self._mountpoint(fs.parent), fs.comp)
+
+    def _inherited(self, fs: Fs, prop: str) -> str | None:
+        f: Fs | None = fs
+        while f is not None:
+            if prop in f.props:
+                return f.props[prop]
+            f = f.parent
+        return INHERITED_DEFAULTS.get(prop)
+
+    def _user_prop(self, obj: Fs | Snap, prop: str) -> str | None:
+        """User properties inherit down the tree; a snapshot inherits its
+        filesystem's (dsl_prop_get_ds)."""
+        if isinstance(obj, Snap):
+            if prop in obj.props:
+                return obj.props[prop]
+            obj = obj.fs
+        return self._inherited(obj, prop)
+
+    def _space_row(self, fs: Fs) -> dict[str, int]:
+        ubd, ubs, _ = cached_space(fs, self._blocks)
+        ubc = used_by_children(subtree(fs), self._blocks)[id(fs)]
+        return {
+            "used": ubd + ubs + ubc,
+            "usedbydataset": ubd,
+            "usedbysnapshots": ubs,
+            "usedbychildren": ubc,
+            "referenced": fs.refer,
+        }
+
+    def _rename_tree(self, fs: Fs, new: str) -> None:
+        """Give fs the name `new`, renaming its descendants and snapshots."""
+        old = fs.name
+        for f in subtree(fs):
+            del self._fs[f.name]
+            f.name = new + f.name[len(old) :]
+            self._fs[f.name] = f
+            for s in f.snaps:
+                del self._snaps[s.name]
+                s.rename()
+                self._snaps[s.name] = s
+
+    # ------------------------------------------------- pools & datasets
+
+    @_op(mutating=True)
+    def create_pool(self, name: str, props: Mapping[str, str] | None = None, *, size: int = DEFAULT_POOL_SIZE) -> None:
+        """Create pool `name` with its top filesystem `name` (what `zpool
+        create` does). `props` are set on the top filesystem."""
+        check_name(name, "filesystem")
+        if "/" in name:
+            raise InvalidName(f"invalid pool name {name!r}", name)
+        if name in self._pools:
+            raise DatasetExists(f"pool already exists: {name}", name)
+        props = dict(props or {})
+        for k, v in props.items():
+            check_settable(k, v, snapshot=False)
+        pool = Pool(name, size)
+        txg = self._new_txg()
+        fs = Fs(self._new_id(), name, pool, None, txg, self._now(), props)
+        pool.top = fs
+        self._pools[name] = pool
+        self._fs[name] = fs
+
+    @_op(mutating=True)
+    def create(self, name: str, props: Mapping[str, str] | None = None) -> None:
+        """Create an empty filesystem (`zfs create`, not mounted here).
+        Raise DatasetExists, DatasetNotFound (parent), InvalidName."""
+        check_name(name, "filesystem")
+        props = dict(props or {})
+        for k, v in props.items():
+            check_settable(k, v, snapshot=False)
+        if name in self._fs:
+            raise DatasetExists(f"dataset already exists: {name}", name)
+        if "/" not in name:
+            raise DatasetNotFound(f"no such pool: {name}", name)
+        parent = self._fs.get(name.rsplit("/", 1)[0])
+        if parent is None:
+            raise DatasetNotFound(f"parent does not exist: {name}", name)
+        fs = Fs(self._new_id(), name, parent.pool, parent, self._new_txg(), self._now(), props)
+        parent.children[fs.comp] = fs
+        self._fs[name] = fs
+
+    @_op(mutating=True)
+    def write(self, name: str, nbytes: int) -> None:
+        """Add nbytes of new data to the head of filesystem `name`.
+        Raise NoSpace when the pool is full."""
+        fs = self._get_fs(name)
+        if nbytes <= 0:
+            raise ValueError("nbytes must be positive")
+        if self._allocated(fs.pool) + nbytes > fs.pool.size:
+            raise NoSpace(f"out of space in pool {fs.pool.name}", name)
+        self._add_block(fs, nbytes)
+
+    def _add_block(self, fs: Fs, nbytes: int) -> None:
+        bid = self._new_id()
+        self._blocks[bid] = Block(nbytes, self._new_txg(), fs)
+        self._refs[bid] = 1
+        fs.head.add(bid)
+        fs.owned.add(bid)
+        fs.refer += nbytes
+        fs.space = None
+
+    @_op(mutating=True)
+    def delete(self, name: str, nbytes: int) -> None:
+        """Drop nbytes of data from the head, newest data first (a partly
+        dropped block is rewritten: a new, smaller block born now)."""
+        fs = self._get_fs(name)
+        self._delete(fs, nbytes)
+
+    @_op(mutating=True)
+    def delete_all(self, name: str) -> None:
+        """Drop all data from the head of filesystem `name`."""
+        fs = self._get_fs(name)
+        self._delete(fs, fs.refer)
+
+    def _delete(self, fs: Fs, nbytes: int) -> None:
+        order = sorted(fs.head, key=lambda b: (self._blocks[b].birth, b), reverse=True)
+        drop: list[int] = []
+        left = nbytes
+        for b in order:
+            if left <= 0:
+                break
+            drop.append(b)
+            left -= self._blocks[b].size
+        rewrite = -left if left < 0 else 0
+        for b in drop:
+            fs.head.discard(b)
+            fs.refer -= self._blocks[b].size
+        self._unref(drop)
+        fs.space = None
+        if rewrite:
+            self._add_block(fs, rewrite)
+
+    # --------------------------------------------------------- protocol
+
+    @_op(mutating=False)
+    def list(self, root: str, *, snapshots: bool = False, user_props: Sequence[str] = ()) -> list[Dataset]:
+        for p in user_props:
+            check_user_prop(p)
+        check_name(root)
+        if "@" in root:
+            return [self._row(self._get_snap(root), user_props)]
+        top = self._get_fs(root)
+        tree = subtree(top)
+        blocks = self._blocks
+        ubc = used_by_children(tree, blocks)
+        # Top-down passes for the inherited values.
+        mp: dict[int, str] = {id(top): self._mountpoint(top)}
+        inh: dict[str, dict[int, str | None]] = {
+            p: {id(top): self._inherited(top, p)} for p in user_props
+        }
+        for f in tree[1:]:
+            pid = id(f.parent)
+            local = f.props.get("mountpoint")
+            mp[id(f)] = local if local is not None else _child_mountpoint(mp[pid], f.comp)
+            for p, vals in inh.items():
+                vals[id(f)] = f.props[p] if p in f.props else vals[pid]
+        rows: list[tuple[int, str, Dataset]] = []
+        for f in tree:
+            fid = id(f)
+            ubd, ubs, snap_used = f.space  # type: ignore[misc]  # filled by used_by_children
+            c = ubc[fid]
+            props = {
+                "type": "filesystem",
+                "createtxg": str(f.createtxg),
+                "creation": str(f.creation),
+                "used": str(ubd + ubs + c),
+                "referenced": str(f.refer),
+                "usedbysnapshots": str(ubs),
+                "usedbydataset": str(ubd),
+                "usedbychildren": str(c),
+                "mountpoint": mp[fid],
+                "canmount": f.props.get("canmount", "on"),
+                "mounted": "yes" if f.mount is not None else "no",
+            }
+            if f.origin is not None:
+                props["origin"] = f.origin.name
+            for p, vals in inh.items():
+                v = vals[fid]
+                if v is not None:
+                    props[p] = v
+            rows.append((f.createtxg, f.name, Dataset(f.name, props)))
+            if snapshots:
+                for s in f.snaps:
+                    sp = {
+                        "type": "snapshot",
+                        "createtxg": str(s.createtxg),
+                        "creation": str(s.creation),
+                        "used": str(snap_used[s]),
+                        "referenced": str(s.refer),
+                    }
+                    for p, vals in inh.items():
+                        v = s.props[p] if p in s.props else vals[fid]
+                        if v is not None:
+                            sp[p] = v
+                    rows.append((s.createtxg, s.name, Dataset(s.name, sp)))
+        rows.sort(key=_row_key)
+        return [r[2] for r in rows]
+
+    def _row(self, snap: Snap, user_props: Sequence[str]) -> Dataset:
+        _, _, snap_used = cached_space(snap.fs, self._blocks)
+        props = {
+            "type": "snapshot",
+            "createtxg": str(snap.createtxg),
+            "creation": str(snap.creation),
+            "used": str(snap_used[snap]),
+            "referenced": str(snap.refer),
+        }
+        for p in user_props:
+            v = self._user_prop(snap, p)
+            if v is not None:
+                props[p] = v
+        return Dataset(snap.name, props)
+
+    @_op(mutating=False)
+    def exists(self, name: str) -> bool:
+        return name in self._fs or name in self._snaps
+
+    @_op(mutating=True)
+    def snapshot(self, names: Iterable[str], props: Mapping[str, str] | None = None) -> None:
+        names = list(names)
+        props = dict(props or {})
+        for n in names:
+            check_name(n, "snapshot")
+        for k, v in props.items():
+            if not is_user_prop(k):
+                raise InvalidProperty(f"snapshot properties must be user properties: {k!r}")
+            check_user_prop(k, v)
+        if not names:
+            return
+        pools = {pool_of(n) for n in names}
+        if len(pools) > 1:
+            raise CrossPool("snapshots must all be in the same pool", names[0])
+        seen: set[str] = set()
+        targets: list[tuple[Fs, str]] = []
+        for n in names:
+            fsname, _, snapname = n.partition("@")
+            if fsname in seen:
+                raise DatasetExists(f"more than one snapshot of {fsname} in one call", n)
+            seen.add(fsname)
+            fs = self._fs.get(fsname)
+            if fs is None:
+                raise DatasetNotFound(f"dataset does not exist: {fsname}", n)
+            if n in self._snaps:
+                raise DatasetExists(f"snapshot already exists: {n}", n)
+            targets.append((fs, snapname))
+        txg = self._new_txg()
+        now = self._now()
+        for fs, snapname in targets:
+            s = Snap(self._new_id(), fs, snapname, txg, now, frozenset(fs.head), fs.refer, dict(props))
+            self._ref(s.blocks)
+            fs.snaps.append(s)
+            fs.space = None
+            self._snaps[s.name] = s
+
+    @_op(mutating=True)
+    def clone(self, origin: str, target: str, props: Mapping[str, str] | None = None) -> None:
+        check_name(origin)
+        if "@" not in origin:
+            raise InvalidName(f"clone origin must be a snapshot: {origin}", origin)
+        check_name(target)
+        if "@" in target:
+            raise InvalidName(f"clone target must be a filesystem: {target}", target)
+        props = dict(props or {})
+        for k, v in props.items():
+            check_settable(k, v, snapshot=False)
+        snap = self._get_snap(origin)
+        if pool_of(target) != pool_of(origin):
+            raise CrossPool(f"cannot clone {origin} into another pool: {target}", target)
+        if target in self._fs:
+            raise DatasetExists(f"dataset already exists: {target}", target)
+        parent = self._fs.get(target.rsplit("/", 1)[0]) if "/" in target else None
+        if parent is None:
+            raise DatasetNotFound(f"parent of {target} does not exist", target)
+        fs = Fs(self._new_id(), target, parent.pool, parent, self._new_txg(), self._now(), props)
+        fs.origin = snap
+        fs.head = set(snap.blocks)
+        fs.refer = snap.refer
+        self._ref(fs.head)
+        snap.clones.add(fs)
+        parent.children[fs.comp] = fs
+        self._fs[target] = fs
+
+    @_op(mutating=True)
+    def promote(self, name: str) -> None:
+        clone = self._get_fs(name)
+        snap = clone.origin
+        if snap is None:
+            raise NotAClone(f"not a cloned filesystem: {name}", name)
+        ofs = snap.fs
+        moving = [s for s in ofs.snaps if s.createtxg <= snap.createtxg]
+        for s in moving:
+            if clone.snap(s.snapname) is not None:
+                raise DatasetExists(
+                    f"cannot promote {name}: snapshot name collision with {s.name}", f"{name}@{s.snapname}"
+                )
+        # Snapshots (and their clones, which keep pointing at the same
+        # snapshot objects) move to the clone, oldest first.
+        ofs.snaps = [s for s in ofs.snaps if s.createtxg > snap.createtxg]
+        for s in moving:
+            del self._snaps[s.name]
+            s.fs = clone
+            s.rename()
+            self._snaps[s.name] = s
+        clone.snaps = moving + clone.snaps
+        # Origins swap: the clone takes the origin filesystem's origin, the
+        # origin filesystem becomes a clone of the promoted snapshot.
+        old_origin = ofs.origin
+        snap.clones.discard(clone)
+        snap.clones.add(ofs)
+        if old_origin is not None:
+            old_origin.clones.discard(ofs)
+            old_origin.clones.add(clone)
+        clone.origin = old_origin
+        ofs.origin = snap
+        # The blocks those snapshots hold are now charged to the clone.
+        for b in [b for b in ofs.owned if self._blocks[b].birth <= snap.createtxg]:
+            ofs.owned.discard(b)
+            clone.owned.add(b)
+            self._blocks[b].owner = clone
+        ofs.space = None
+        clone.space = None
+
+    @_op(mutating=True)
+    def rename(self, old: str, new: str) -> None:
+        check_name(old)
+        check_name(new)
+        if "@" in old:
+            if "@" not in new:
+                raise InvalidName(f"a snapshot can only be renamed to a snapshot: {new}", new)
+            if old.split("@", 1)[0] != new.split("@", 1)[0]:
+                raise InvalidName(f"snapshots must be part of the same dataset: {old} -> {new}", new)
+            snap = self._get_snap(old)
+            if new in self._snaps:
+                raise DatasetExists(f"snapshot already exists: {new}", new)
+            del self._snaps[old]
+            snap.snapname = new.split("@", 1)[1]
+            snap.rename()
+            self._snaps[new] = snap
+            return
+        if "@" in new:
+            raise InvalidName(f"a filesystem can only be renamed to a filesystem: {new}", new)
+        fs = self._get_fs(old)
+        if fs.parent is None:
+            raise InvalidName(f"cannot rename the pool's top filesystem: {old}", old)
+        if pool_of(new) != pool_of(old):
+            raise CrossPool(f"cannot rename to a different pool: {old} -> {new}", new)
+        if new in self._fs:
+            raise DatasetExists(f"dataset already exists: {new}", new)
+        if new.startswith(old + "/"):
+            raise InvalidName(f"cannot rename {old} to a descendant of itself", new)
+        parent = self._fs.get(new.rsplit("/", 1)[0]) if "/" in new else None
+        if parent is None:
+            raise DatasetNotFound(f"parent of {new} does not exist", new)
+        del fs.parent.children[fs.comp]
+        self._rename_tree(fs, new)
+        fs.parent = parent
+        parent.children[fs.comp] = fs
+
+    @_op(mutating=True)
+    def destroy(self, name: str) -> None:
+        obj = self._get_any(name)
+        if isinstance(obj, Snap):
+            if obj.holds:
+                raise SnapshotHeld(f"snapshot is held: {name} ({', '.join(sorted(obj.holds))})", name)
+            if obj.clones:
+                clones = ", ".join(sorted(c.name for c in obj.clones))
+                raise HasDependents(f"snapshot has dependent clones: {name} ({clones})", name)
+            fs = obj.fs
+            fs.snaps.remove(obj)
+            del self._snaps[name]
+            fs.space = None
+            self._unref(obj.blocks)
+            return
+        fs = obj
+        if fs.parent is None:
+            raise InvalidName(f"cannot destroy the pool's top filesystem: {name}", name)
+        if fs.mount is not None:
+            raise DatasetBusy(f"dataset is mounted at {fs.mount}: {name}", name)
+        if fs.snaps:
+            raise HasDependents(f"filesystem has snapshots: {name}", name, _errno.EBUSY)
+        if fs.children:
+            raise HasDependents(f"filesystem has children: {name}", name, _errno.EEXIST)
+        if fs.origin is not None:
+            fs.origin.clones.discard(fs)
+        del fs.parent.children[fs.comp]
+        del self._fs[name]
+        if fs.pool.bootfs is fs:
+            fs.pool.bootfs = None
+        self._unref(fs.head)
+        fs.head = set()
+
+    @_op(mutating=True)
+    def hold(self, snapshot: str, tag: str) -> None:
+        snap = self._get_snap(snapshot)
+        _check_tag(tag)
+        if tag in snap.holds:
+            raise DatasetExists(f"tag {tag!r} is already held on {snapshot}", snapshot)
+        snap.holds.add(tag)
+
+    @_op(mutating=True)
+    def release(self, snapshot: str, tag: str) -> None:
+        snap = self._get_snap(snapshot)
+        if tag not in snap.holds:
+            raise DatasetNotFound(f"no hold {tag!r} on {snapshot}", snapshot)
+        snap.holds.discard(tag)
+
+    @_op(mutating=False)
+    def holds(self, snapshot: str) -> frozenset[str]:
+        return frozenset(self._get_snap(snapshot).holds)
+
+    @_op(mutating=False)
+    def get_props(self, name: str, props: Sequence[str]) -> dict[str, str]:
+        obj = self._get_any(name)
+        for p in props:
+            check_gettable(p)
+        out: dict[str, str] = {}
+        space: dict[str, int] | None = None
+        for p in props:
+            value: object = None
+            if is_user_prop(p):
+                value = self._user_prop(obj, p)
+            elif p in ("name", "guid", "type", "createtxg", "creation"):
+                value = {"name": obj.name, "guid": obj.id, "createtxg": obj.createtxg,
+                         "creation": obj.creation,
+                         "type": "snapshot" if isinstance(obj, Snap) else "filesystem"}[p]
+            elif isinstance(obj, Snap):
+                if p == "used":
+                    value = cached_space(obj.fs, self._blocks)[2][obj]
+                elif p == "referenced":
+                    value = obj.refer
+                elif p == "clones":
+                    value = ",".join(sorted(c.name for c in obj.clones))
+                elif p == "userrefs":
+                    value = len(obj.holds)
+            elif p in ("used", "referenced", "usedbysnapshots", "usedbydataset", "usedbychildren"):
+                space = space or self._space_row(obj)
+                value = space[p]
+            elif p == "origin":
+                value = obj.origin.name if obj.origin else None
+            elif p == "mountpoint":
+                value = self._mountpoint(obj)
+            elif p == "canmount":
+                value = obj.props.get("canmount", "on")
+            elif p == "mounted":
+                value = "yes" if obj.mount is not None else "no"
+            elif p in INHERITED_DEFAULTS:
+                value = self._inherited(obj, p)
+            if value is not None and value != "":
+                out[p] = str(value)
+        return out
+
+    @_op(mutating=True)
+    def set_props(self, name: str, props: Mapping[str, str]) -> None:
+        obj = self._get_any(name)
+        for k, v in props.items():
+            check_settable(k, v, snapshot=isinstance(obj, Snap))
+        obj.props.update(props)
+
+    @_op(mutating=True)
+    def inherit(self, name: str, prop: str) -> None:
+        obj = self._get_any(name)
+        if is_user_prop(prop):
+            check_user_prop(prop)
+        elif prop in ("mountpoint",) or prop in INHERITED_DEFAULTS:
+            if isinstance(obj, Snap):
+                raise InvalidProperty(f"property {prop!r} does not apply to snapshots", name)
+        elif prop in ("canmount",):
+            raise InvalidProperty(f"property {prop!r} cannot be inherited", name)
+        else:
+            check_gettable(prop)
+            raise InvalidProperty(f"property {prop!r} is read-only", name)
+        obj.props.pop(prop, None)
+
+    @_op(mutating=False)
+    def pool_get(self, pool: str, prop: str) -> str | None:
+        p = self._get_pool(pool)
+        if prop not in POOL_PROPS:
+            raise InvalidProperty(f"invalid pool property {prop!r}", pool)
+        if prop == "bootfs":
+            return p.bootfs.name if p.bootfs else None
+        if prop == "name":
+            return p.name
+        if prop == "health":
+            return "ONLINE"
+        allocated = self._allocated(p)
+        if prop == "size":
+            return str(p.size)
+        if prop == "allocated":
+            return str(allocated)
+        if prop == "free":
+            return str(p.size - allocated)
+        return p.props.get(prop)
+
+    @_op(mutating=True)
+    def pool_set(self, pool: str, prop: str, value: str) -> None:
+        p = self._get_pool(pool)
+        if prop not in POOL_PROPS:
+            raise InvalidProperty(f"invalid pool property {prop!r}", pool)
+        if prop not in POOL_SETTABLE:
+            raise InvalidProperty(f"pool property {prop!r} is read-only", pool)
+        if prop == "bootfs":
+            if value in ("", "-"):
+                p.bootfs = None
+                return
+            check_name(value)
+            if "@" in value or pool_of(value) != pool:
+                raise InvalidProperty(f"bootfs must be a filesystem of pool {pool}: {value}", pool)
+            p.bootfs = self._get_fs(value)
+            return
+        p.props[prop] = value
+
+    def _get_pool(self, pool: str) -> Pool:
+        p = self._pools.get(pool)
+        if p is None:
+            raise DatasetNotFound(f"no such pool: {pool}", pool)
+        return p
+
+    @_op(mutating=True)
+    def mount(self, name: str, path: str) -> None:
+        fs = self._get_fs(name)
+        path = _norm_path(path)
+        if fs.mount is not None:
+            raise DatasetBusy(f"{name} is already mounted at {fs.mount}", name)
+        if path in self._mounts:
+            raise DatasetBusy(f"{self._mounts[path].name} is already mounted at {path}", name)
+        fs.mount = path
+        self._mounts[path] = fs
+
+    @_op(mutating=True)
+    def unmount(self, name: str) -> None:
+        fs = self._get_fs(name)
+        if fs.mount is None:
+            raise NotMounted(f"not currently mounted: {name}", name)
+        if fs.mount == "/":
+            raise DatasetBusy(f"{name} is the running root (mounted at /)", name)
+        below = fs.mount + "/"
+        for path, other in self._mounts.items():
+            if path.startswith(below):
+                raise DatasetBusy(f"{name}: {other.name} is mounted below it at {path}", name)
+        del self._mounts[fs.mount]
+        fs.mount = None
+
+    @_op(mutating=False)
+    def mounted_at(self, path: str) -> str | None:
+        fs = self._mounts.get(_norm_path(path))
+        return fs.name if fs else None
+
+    # --------------------------------------------------- test machinery
+
+    def fail_next(self, op: str, error: BaseException) -> None:
+        """Make the next call of public method `op` raise `error` without
+        changing anything. Calls queue up: fail_next twice, fail twice."""
+        method = getattr(type(self), op, None)
+        if method is None or not hasattr(method, "_fake_op"):
+            raise ValueError(f"FakeZfs has no operation {op!r}")
+        if not isinstance(error, BaseException):
+            raise TypeError("error must be an exception instance")
+        self._faults.setdefault(op, []).append(error)
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError unless the state is one OpenZFS could be in."""
+        from .fake_check import check_invariants
+
+        check_invariants(self)
+
+    def running_root(self) -> str | None:
+        return self.mounted_at("/")
+
+    def reboot(self, pool: str) -> str:
+        """What a reboot does: unmount the running root's tree, mount the
+        pool's bootfs at / and its children (canmount not off) below it.
+        Return the new root."""
+        p = self._get_pool(pool)
+        if p.bootfs is None:
+            raise DatasetNotFound(f"pool {pool} has no bootfs", pool)
+        old = self._mounts.get("/")
+        if old is not None:
+            for f in reversed(subtree(old)):
+                if f.mount is not None:
+                    del self._mounts[f.mount]
+                    f.mount = None
+        new = p.bootfs
+        for f in subtree(new):
+            if f is new:
+                path = "/"
+            else:
+                mp = self._mountpoint(f)
+                if not mp.startswith("/") or f.props.get("canmount", "on") == "off":
+                    continue
+                path = mp
+            if f.mount is None and path not in self._mounts:
+                f.mount = path
+                self._mounts[path] = f
+        if self.autosave is not None:
+            self.save(self.autosave)
+        return new.name
+
+    # ------------------------------------------------------- persistence
+
+    def to_dict(self) -> dict:
+        from .fake_store import to_dict
+
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, **kwargs) -> "FakeZfs":
+        from .fake_store import from_dict
+
+        return from_dict(cls(**kwargs), data)
+
+    def save(self, path: str | Path) -> None:
+        from .fake_store import save
+
+        save(self, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path, **kwargs) -> "FakeZfs":
+        from .fake_store import load
+
+        return load(cls(**kwargs), Path(path))
+
+    @classmethod
+    @contextlib.contextmanager
+    def session(cls, path: str | Path, **kwargs) -> Iterator["FakeZfs"]:
+        """Load the state at `path`, yield it, save it (even when the body
+        raises: every completed operation is a committed one, as on disk)."""
+        fake = cls.load(path, **kwargs)
+        try:
+            yield fake
+        finally:
+            fake.save(path)
+
+
+def open_fake(path: str | Path, **kwargs) -> FakeZfs:
+    """Return a FakeZfs loaded from `path` that saves after every mutating
+    call (what `BOOTENV_ZFS=fake:/path/state.json` gives the CLI). Raise
+    ZfsUnavailable if there is no state there."""
+    path = Path(path)
+    if not path.exists():
+        raise ZfsUnavailable(f"no fake ZFS state at {path} (create one: python -m bootenv.zfs.fake init {path} ...)")
+    fake = FakeZfs.load(path, **kwargs)
+    fake.autosave = path
+    return fake
+
+
+def _child_mountpoint(parent_mp: str, comp: str) -> str:
+    if parent_mp in ("none", "legacy"):
+        return parent_mp
+    return ("" if parent_mp == "/" else parent_mp) + "/" + comp
+
+
+def _norm_path(path: str) -> str:
+    path = str(path)
+    if not path.startswith("/"):
+        raise ZfsError(f"mount point must be an absolute path: {path!r}", None, _errno.EINVAL)
+    path = "/" + "/".join(c for c in path.split("/") if c and c != ".")
+    return path
+
+
+def _check_tag(tag: str) -> None:
+    if not isinstance(tag, str) or not tag or len(tag) > MAX_HOLD_TAG:
+        raise InvalidName(f"invalid hold tag {tag!r}")
+
+
+def _row_key(row: tuple[int, str, Dataset]) -> tuple[int, str]:
+    return row[0], row[1]
+
+
+if __name__ == "__main__":
+    from .fake_shell import main
+
+    raise SystemExit(main())

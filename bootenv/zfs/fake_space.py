@@ -1,0 +1,149 @@
+"""The in-memory ZFS's objects and its space accounting.
+
+Data is blocks: each has a size, the txg it was born in and the filesystem
+that owns (is charged for) it. A filesystem's head references a set of
+blocks; a snapshot freezes the head's set. A clone's head starts with its
+origin snapshot's blocks, which stay owned by the origin filesystem; promote
+hands the origin filesystem's blocks born up to the origin snapshot over to
+the clone. A block nothing references is freed.
+
+From that, per filesystem F (the way ZFS reports it):
+  referenced       bytes of the blocks F's head (or a snapshot) references
+  usedbydataset    F-owned blocks F's head references
+  usedbysnapshots  F-owned blocks the head dropped that a snapshot of F keeps
+  snapshot used    F-owned blocks only that snapshot references
+  usedbychildren   the sum of the children's `used`
+  used             usedbydataset + usedbysnapshots + usedbychildren
+Right after a snapshot usedbysnapshots is 0: the head still holds it all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class Block:
+    __slots__ = ("size", "birth", "owner")
+
+    def __init__(self, size: int, birth: int, owner: "Fs"):
+        self.size = size
+        self.birth = birth
+        self.owner = owner
+
+
+class Pool:
+    __slots__ = ("name", "props", "bootfs", "top", "size")
+
+    def __init__(self, name: str, size: int):
+        self.name = name
+        self.props: dict[str, str] = {}
+        self.bootfs: Fs | None = None
+        self.top: Fs | None = None
+        self.size = size
+
+
+@dataclass(eq=False)
+class Snap:
+    id: int
+    fs: "Fs"
+    snapname: str
+    createtxg: int
+    creation: int
+    blocks: frozenset[int]
+    refer: int
+    props: dict[str, str] = field(default_factory=dict)
+    holds: set[str] = field(default_factory=set)
+    clones: set["Fs"] = field(default_factory=set)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.rename()
+
+    def rename(self) -> None:
+        self.name = f"{self.fs.name}@{self.snapname}"
+
+
+@dataclass(eq=False)
+class Fs:
+    id: int
+    name: str
+    pool: Pool
+    parent: "Fs | None"
+    createtxg: int
+    creation: int
+    props: dict[str, str] = field(default_factory=dict)
+    origin: Snap | None = None
+    head: set[int] = field(default_factory=set)
+    owned: set[int] = field(default_factory=set)
+    refer: int = 0
+    children: dict[str, "Fs"] = field(default_factory=dict)  # last component -> child
+    snaps: list[Snap] = field(default_factory=list)  # createtxg order
+    mount: str | None = None
+    # (usedbydataset, usedbysnapshots, {snapshot: used}); None when stale.
+    space: tuple[int, int, dict[Snap, int]] | None = None
+
+    @property
+    def comp(self) -> str:
+        return self.name.rsplit("/", 1)[-1]
+
+    def snap(self, snapname: str) -> Snap | None:
+        for s in self.snaps:
+            if s.snapname == snapname:
+                return s
+        return None
+
+
+def own_space(fs: Fs, blocks: dict[int, Block]) -> tuple[int, int, dict[Snap, int]]:
+    """Given a filesystem, return (usedbydataset, usedbysnapshots,
+    {snapshot: used}) without its children, in one pass over its blocks."""
+    head = fs.head
+    owned = fs.owned
+    ubd = 0
+    for b in owned:
+        if b in head:
+            ubd += blocks[b].size
+    count: dict[int, int] = {}
+    for s in fs.snaps:
+        for b in s.blocks:
+            if b in owned and b not in head:
+                count[b] = count.get(b, 0) + 1
+    ubs = 0
+    for b in count:
+        ubs += blocks[b].size
+    snap_used: dict[Snap, int] = {}
+    for s in fs.snaps:
+        u = 0
+        if count:
+            for b in s.blocks:
+                if count.get(b) == 1:
+                    u += blocks[b].size
+        snap_used[s] = u
+    return ubd, ubs, snap_used
+
+
+def cached_space(fs: Fs, blocks: dict[int, Block]) -> tuple[int, int, dict[Snap, int]]:
+    if fs.space is None:
+        fs.space = own_space(fs, blocks)
+    return fs.space
+
+
+def subtree(fs: Fs) -> list[Fs]:
+    """Return fs and all its descendants, parents before children."""
+    out = [fs]
+    i = 0
+    while i < len(out):
+        out.extend(out[i].children.values())
+        i += 1
+    return out
+
+
+def used_by_children(tree: list[Fs], blocks: dict[int, Block]) -> dict[int, int]:
+    """Given subtree(fs), return {id(fs): usedbychildren} for every member,
+    children before parents so it is one pass."""
+    ubc: dict[int, int] = {id(f): 0 for f in tree}
+    root = tree[0]
+    for f in reversed(tree):
+        ubd, ubs, _ = cached_space(f, blocks)
+        if f is not root:
+            ubc[id(f.parent)] += ubd + ubs + ubc[id(f)]
+    return ubc
