@@ -211,7 +211,8 @@ class Engine:
         else:
             src_top = self._top(scan, source)
         src_name = src_top.name[len(self.be_root) + 1 :]
-        name = name or self._unique_name(scan, self.default_name(kind))
+        if name is None:
+            name = self._unique_name(scan, self.default_name(kind))
         validate_be_name(name)
         target = f"{self.be_root}/{name}"
         if target in scan.datasets or self.zfs.exists(target):

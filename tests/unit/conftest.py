@@ -1,0 +1,67 @@
+"""A root-on-ZFS system in the fake: rpool/ROOT/debian mounted at / and
+booted by bootfs, rpool/home shared data outside the BE root."""
+
+from __future__ import annotations
+
+import pytest
+
+from bootenv.boot.recording import RecordingBootloader
+from bootenv.engine import Engine
+from bootenv.zfs.fake import MiB, FakeZfs
+
+
+class Clock:
+    """An injected clock: starts 2026-11-22 04:00:00 UTC, moves when told."""
+
+    def __init__(self, now: float = 1795406400.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self, seconds: float = 60) -> None:
+        self.now += seconds
+
+
+def build_system(zfs: FakeZfs, *, deep: bool = False, data_mib: int = 64) -> None:
+    """Given an empty fake, make a typical root-on-ZFS Debian pool."""
+    zfs.create_pool("rpool", {"mountpoint": "none", "canmount": "off"})
+    zfs.create("rpool/ROOT", {"mountpoint": "none", "canmount": "off"})
+    zfs.create("rpool/ROOT/debian", {"mountpoint": "/", "canmount": "noauto"})
+    zfs.write("rpool/ROOT/debian", data_mib * MiB)
+    zfs.mount("rpool/ROOT/debian", "/")
+    if deep:
+        zfs.create("rpool/ROOT/debian/var")
+        zfs.write("rpool/ROOT/debian/var", 8 * MiB)
+        zfs.mount("rpool/ROOT/debian/var", "/var")
+    zfs.create("rpool/home", {"mountpoint": "/home"})
+    zfs.write("rpool/home", 16 * MiB)
+    zfs.mount("rpool/home", "/home")
+    zfs.pool_set("rpool", "bootfs", "rpool/ROOT/debian")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def zfs(clock) -> FakeZfs:
+    fake = FakeZfs(clock=clock, strict=True)
+    build_system(fake)
+    return fake
+
+
+@pytest.fixture
+def boot() -> RecordingBootloader:
+    return RecordingBootloader()
+
+
+@pytest.fixture
+def engine(zfs, boot, clock, tmp_path) -> Engine:
+    return Engine(zfs, boot, clock=clock, mount_base=str(tmp_path / "mnt"))
+
+
+def datasets(zfs: FakeZfs, root: str = "rpool") -> list[str]:
+    """Every dataset name under `root`, snapshots included, sorted."""
+    return sorted(d.name for d in zfs.list(root, snapshots=True))
