@@ -134,7 +134,7 @@ def root(
     if len(chosen) > 1:
         raise click.UsageError(f"{' and '.join(chosen)} cannot be combined")
     if list_:
-        list_cmd(ctx)
+        list_cmd(ctx, scripted=False, as_json=False)
     elif activate_name:
         activate(ctx, activate_name, dry_run=dry_run)
     elif remove_name:
