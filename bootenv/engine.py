@@ -52,13 +52,19 @@ class Scan:
     with_snapshots: bool
     snapshots: dict[str, list[Dataset]] = field(default_factory=dict)  # fs -> its snapshots
     clones: dict[str, list[str]] = field(default_factory=dict)  # origin snapshot -> clones
+    below: dict[str, list[str]] = field(default_factory=dict)  # BE top -> its descendants
 
     def __post_init__(self) -> None:
+        prefix = self.be_root + "/"
         for ds in self.datasets.values():
             if ds.is_snapshot:
                 self.snapshots.setdefault(ds.filesystem, []).append(ds)
-            elif ds.origin:
+                continue
+            if ds.origin:
                 self.clones.setdefault(ds.origin, []).append(ds.name)
+            rest = ds.name[len(prefix) :] if ds.name.startswith(prefix) else ""
+            if "/" in rest:
+                self.below.setdefault(prefix + rest.split("/", 1)[0], []).append(ds.name)
 
     def tops(self) -> list[Dataset]:
         """The BEs: filesystems directly under the BE root, oldest first."""
@@ -72,9 +78,7 @@ class Scan:
     def tree(self, top: str) -> list[str]:
         """A BE's filesystems: the top first, then descendants, parents
         before children."""
-        prefix = top + "/"
-        below = [n for n, d in self.datasets.items() if not d.is_snapshot and n.startswith(prefix)]
-        return [top, *sorted(below, key=lambda n: (n.count("/"), n))]
+        return [top, *sorted(self.below.get(top, ()), key=lambda n: (n.count("/"), n))]
 
 
 class Engine:
