@@ -24,6 +24,7 @@ from .boot.base import Bootloader
 from .errors import BeExists, BeNotFound, NoZfsRoot, OperationFailed, Refused, UsageError
 from .model import (
     PROP_COMMAND,
+    PROP_NS,
     PROP_CREATED,
     PROP_KIND,
     PROP_ORIGIN_BE,
@@ -300,6 +301,21 @@ class Engine:
         """Undo helper: remove something this plan created, if it exists."""
         if self.zfs.exists(name):
             self.zfs.destroy(name)
+
+    def set_metadata(self, name: str, props: dict[str, str]) -> None:
+        """Set org.bootenv: properties on a BE's top dataset (state after an
+        apt run, the packages it changed). Raise BeNotFound, UsageError for
+        a property outside the namespace."""
+        if not all(key.startswith(PROP_NS) for key in props):
+            raise UsageError(f"bootenv only sets {PROP_NS}* properties")
+        validate_be_name(name)
+        dataset = f"{self.be_root}/{name}"
+        if not self.zfs.exists(dataset):
+            raise BeNotFound(f"no boot environment named {name!r} under {self.be_root}")
+        try:
+            self.zfs.set_props(dataset, props)
+        except ZfsError as exc:
+            raise OperationFailed(f"set properties on {dataset}: {exc}") from exc
 
     # ------------------------------------------------------------ activate
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from bootenv.engine import Engine
-from bootenv.errors import BeExists, BeNotFound, InvalidBeName, NoZfsRoot, OperationFailed, Refused
+from bootenv.errors import BeExists, BeNotFound, InvalidBeName, NoZfsRoot, OperationFailed, Refused, UsageError
 from bootenv.model import PROP_COMMAND, PROP_KIND, PROP_ORIGIN_BE, PROP_SNAPSHOT, PROP_STATE, PROP_TITLE
 from bootenv.zfs.base import DatasetBusy
 from bootenv.zfs.fake import MiB, FakeZfs
@@ -319,3 +319,14 @@ def test_mount_and_unmount_deep_be(clock, tmp_path):
     assert zfs.mounted_at(path) is None and not engine.get("ck").mounted
     with pytest.raises(Refused, match="running"):
         engine.mount("debian")
+
+
+def test_set_metadata_only_in_our_namespace(engine, zfs):
+    engine.plan_create("ck", state="pending").execute()
+    assert engine.get("ck").state == "pending"
+    engine.set_metadata("ck", {PROP_STATE: "failed"})
+    assert engine.get("ck").state == "failed"
+    with pytest.raises(UsageError):
+        engine.set_metadata("ck", {"canmount": "on"})
+    with pytest.raises(BeNotFound):
+        engine.set_metadata("ghost", {PROP_STATE: "failed"})
