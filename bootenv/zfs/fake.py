@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno as _errno
 import functools
+import gc
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
@@ -58,7 +59,7 @@ from .fake_names import (
     check_user_prop,
     is_user_prop,
 )
-from .fake_space import Block, Fs, Pool, Snap, cached_space, own_space, subtree, used_by_children
+from .fake_space import Block, Fs, Pool, Snap, cached_space, content, rebase, subtree, used_by_children
 
 MiB = 1024 * 1024
 DEFAULT_POOL_SIZE = 64 * 1024 * MiB
@@ -120,7 +121,6 @@ class FakeZfs:
         self._fs: dict[str, Fs] = {}
         self._snaps: dict[str, Snap] = {}
         self._blocks: dict[int, Block] = {}
-        self._refs: dict[int, int] = {}
         self._mounts: dict[str, Fs] = {}
         self._faults: dict[str, list[BaseException]] = {}
         self._depth = 0
@@ -159,25 +159,22 @@ class FakeZfs:
             raise DatasetNotFound(f"dataset does not exist: {name}", name)
         return obj
 
-    def _ref(self, block_ids: Iterable[int]) -> None:
-        refs = self._refs
-        for b in block_ids:
-            refs[b] += 1
-
-    def _unref(self, block_ids: Iterable[int]) -> None:
-        refs = self._refs
-        for b in block_ids:
-            n = refs[b] - 1
-            if n:
-                refs[b] = n
-            else:
-                del refs[b]
-                blk = self._blocks.pop(b)
-                blk.owner.owned.discard(b)
-                blk.owner.space = None
+    def _collect(self, fs: Fs) -> None:
+        """Free the blocks charged to fs that neither its head nor its
+        snapshots reference any more (by construction nothing else can:
+        whatever else references an fs-owned block depends on one of fs's
+        snapshots that holds it)."""
+        keep = set(fs.added)
+        for s in fs.snaps:
+            keep |= s.added
+        dead = fs.owned - keep
+        for b in dead:
+            fs.pool.allocated -= self._blocks.pop(b).size
+        fs.owned &= keep
+        fs.space = None
 
     def _allocated(self, pool: Pool) -> int:
-        return sum(b.size for b in self._blocks.values() if b.owner.pool is pool)
+        return pool.allocated
 
     def _mountpoint(self, fs: Fs) -> str:
         local = fs.props.get("mountpoint")
@@ -281,8 +278,8 @@ class FakeZfs:
     def _add_block(self, fs: Fs, nbytes: int) -> None:
         bid = self._new_id()
         self._blocks[bid] = Block(nbytes, self._new_txg(), fs)
-        self._refs[bid] = 1
-        fs.head.add(bid)
+        fs.pool.allocated += nbytes
+        fs.added.add(bid)
         fs.owned.add(bid)
         fs.refer += nbytes
         fs.space = None
@@ -301,7 +298,9 @@ class FakeZfs:
         self._delete(fs, fs.refer)
 
     def _delete(self, fs: Fs, nbytes: int) -> None:
-        order = sorted(fs.head, key=lambda b: (self._blocks[b].birth, b), reverse=True)
+        if nbytes <= 0:
+            return
+        order = sorted(content(fs), key=lambda b: (self._blocks[b].birth, b), reverse=True)
         drop: list[int] = []
         left = nbytes
         for b in order:
@@ -311,10 +310,12 @@ class FakeZfs:
             left -= self._blocks[b].size
         rewrite = -left if left < 0 else 0
         for b in drop:
-            fs.head.discard(b)
+            if b in fs.added:
+                fs.added.discard(b)
+            else:
+                fs.removed.add(b)
             fs.refer -= self._blocks[b].size
-        self._unref(drop)
-        fs.space = None
+        self._collect(fs)
         if rewrite:
             self._add_block(fs, rewrite)
 
@@ -328,29 +329,46 @@ class FakeZfs:
         if "@" in root:
             return [self._row(self._get_snap(root), user_props)]
         top = self._get_fs(root)
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # 11,000 fresh dicts would trigger several collections
+        try:
+            return self._list(top, snapshots, tuple(user_props))
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _list(self, top: Fs, snapshots: bool, user_props: tuple[str, ...]) -> list[Dataset]:
+        """One pass over the subtree: space bottom-up, inherited values
+        top-down, then rows. Snapshot rows are cached on the snapshot and
+        reused while nothing they show has changed."""
         tree = subtree(top)
-        blocks = self._blocks
-        ubc = used_by_children(tree, blocks)
-        # Top-down passes for the inherited values.
+        ubc = used_by_children(tree, self._blocks)
         mp: dict[int, str] = {id(top): self._mountpoint(top)}
-        inh: dict[str, dict[int, str | None]] = {
-            p: {id(top): self._inherited(top, p)} for p in user_props
+        inh: dict[int, tuple[str | None, ...]] = {
+            id(top): tuple(self._inherited(top, p) for p in user_props)
         }
         for f in tree[1:]:
             pid = id(f.parent)
-            local = f.props.get("mountpoint")
+            fp = f.props
+            local = fp.get("mountpoint")
             mp[id(f)] = local if local is not None else _child_mountpoint(mp[pid], f.comp)
-            for p, vals in inh.items():
-                vals[id(f)] = f.props[p] if p in f.props else vals[pid]
+            if user_props:
+                parent_vals = inh[pid]
+                inh[id(f)] = tuple(
+                    fp[p] if p in fp else parent_vals[k] for k, p in enumerate(user_props)
+                )
+            else:
+                inh[id(f)] = ()
         rows: list[tuple[int, str, Dataset]] = []
+        append = rows.append
         for f in tree:
             fid = id(f)
             ubd, ubs, snap_used = f.space  # type: ignore[misc]  # filled by used_by_children
             c = ubc[fid]
             props = {
                 "type": "filesystem",
-                "createtxg": str(f.createtxg),
-                "creation": str(f.creation),
+                "createtxg": f.txg_s,
+                "creation": f.creation_s,
                 "used": str(ubd + ubs + c),
                 "referenced": str(f.refer),
                 "usedbysnapshots": str(ubs),
@@ -362,26 +380,34 @@ class FakeZfs:
             }
             if f.origin is not None:
                 props["origin"] = f.origin.name
-            for p, vals in inh.items():
-                v = vals[fid]
-                if v is not None:
-                    props[p] = v
-            rows.append((f.createtxg, f.name, Dataset(f.name, props)))
-            if snapshots:
-                for s in f.snaps:
-                    sp = {
+            vals = inh[fid]
+            for k, p in enumerate(user_props):
+                if vals[k] is not None:
+                    props[p] = vals[k]
+            append((f.createtxg, f.name, Dataset(f.name, props)))
+            if not snapshots:
+                continue
+            for s in f.snaps:
+                sp = s.props
+                if user_props and sp:
+                    svals = tuple(sp[p] if p in sp else vals[k] for k, p in enumerate(user_props))
+                else:
+                    svals = vals
+                key = (s.name, snap_used[s], user_props, svals)
+                if s.row is None or s.row[0] != key:
+                    sprops = {
                         "type": "snapshot",
-                        "createtxg": str(s.createtxg),
-                        "creation": str(s.creation),
+                        "createtxg": s.txg_s,
+                        "creation": s.creation_s,
                         "used": str(snap_used[s]),
                         "referenced": str(s.refer),
                     }
-                    for p, vals in inh.items():
-                        v = s.props[p] if p in s.props else vals[fid]
-                        if v is not None:
-                            sp[p] = v
-                    rows.append((s.createtxg, s.name, Dataset(s.name, sp)))
-        rows.sort(key=_row_key)
+                    for k, p in enumerate(user_props):
+                        if svals[k] is not None:
+                            sprops[p] = svals[k]
+                    s.row = (key, Dataset(s.name, sprops))
+                append((s.createtxg, s.name, s.row[1]))
+        rows.sort()  # (createtxg, name) never ties: names are unique
         return [r[2] for r in rows]
 
     def _row(self, snap: Snap, user_props: Sequence[str]) -> Dataset:
@@ -434,8 +460,10 @@ class FakeZfs:
         txg = self._new_txg()
         now = self._now()
         for fs, snapname in targets:
-            s = Snap(self._new_id(), fs, snapname, txg, now, frozenset(fs.head), fs.refer, dict(props))
-            self._ref(s.blocks)
+            s = Snap(
+                self._new_id(), fs, snapname, txg, now,
+                frozenset(fs.added), frozenset(fs.removed), fs.refer, dict(props),
+            )
             fs.snaps.append(s)
             fs.space = None
             self._snaps[s.name] = s
@@ -461,9 +489,7 @@ class FakeZfs:
             raise DatasetNotFound(f"parent of {target} does not exist", target)
         fs = Fs(self._new_id(), target, parent.pool, parent, self._new_txg(), self._now(), props)
         fs.origin = snap
-        fs.head = set(snap.blocks)
         fs.refer = snap.refer
-        self._ref(fs.head)
         snap.clones.add(fs)
         parent.children[fs.comp] = fs
         self._fs[target] = fs
@@ -481,9 +507,20 @@ class FakeZfs:
                 raise DatasetExists(
                     f"cannot promote {name}: snapshot name collision with {s.name}", f"{name}@{s.snapname}"
                 )
-        # Snapshots (and their clones, which keep pointing at the same
-        # snapshot objects) move to the clone, oldest first.
-        ofs.snaps = [s for s in ofs.snaps if s.createtxg > snap.createtxg]
+        # Every head and snapshot is a delta against its filesystem's
+        # origin; re-express the ones whose origin changes.
+        ofs_origin = ofs.origin
+        kept = [s for s in ofs.snaps if s.createtxg > snap.createtxg]
+        clone.added, clone.removed = rebase(clone.added, clone.removed, snap, up=True)
+        for s in clone.snaps:
+            s.added, s.removed = (frozenset(x) for x in rebase(s.added, s.removed, snap, up=True))
+        ofs.added, ofs.removed = rebase(ofs.added, ofs.removed, snap, up=False)
+        for s in kept:
+            s.added, s.removed = (frozenset(x) for x in rebase(s.added, s.removed, snap, up=False))
+        # The origin snapshot and every older one move to the clone, oldest
+        # first (their deltas are against ofs's origin, the clone's new one);
+        # their clones keep pointing at the same snapshot objects.
+        ofs.snaps = kept
         for s in moving:
             del self._snaps[s.name]
             s.fs = clone
@@ -492,13 +529,12 @@ class FakeZfs:
         clone.snaps = moving + clone.snaps
         # Origins swap: the clone takes the origin filesystem's origin, the
         # origin filesystem becomes a clone of the promoted snapshot.
-        old_origin = ofs.origin
         snap.clones.discard(clone)
         snap.clones.add(ofs)
-        if old_origin is not None:
-            old_origin.clones.discard(ofs)
-            old_origin.clones.add(clone)
-        clone.origin = old_origin
+        if ofs_origin is not None:
+            ofs_origin.clones.discard(ofs)
+            ofs_origin.clones.add(clone)
+        clone.origin = ofs_origin
         ofs.origin = snap
         # The blocks those snapshots hold are now charged to the clone.
         for b in [b for b in ofs.owned if self._blocks[b].birth <= snap.createtxg]:
@@ -556,8 +592,7 @@ class FakeZfs:
             fs = obj.fs
             fs.snaps.remove(obj)
             del self._snaps[name]
-            fs.space = None
-            self._unref(obj.blocks)
+            self._collect(fs)
             return
         fs = obj
         if fs.parent is None:
@@ -574,8 +609,8 @@ class FakeZfs:
         del self._fs[name]
         if fs.pool.bootfs is fs:
             fs.pool.bootfs = None
-        self._unref(fs.head)
-        fs.head = set()
+        fs.added = set()
+        self._collect(fs)
 
     @_op(mutating=True)
     def hold(self, snapshot: str, tag: str) -> None:
@@ -848,10 +883,6 @@ def _norm_path(path: str) -> str:
 def _check_tag(tag: str) -> None:
     if not isinstance(tag, str) or not tag or len(tag) > MAX_HOLD_TAG:
         raise InvalidName(f"invalid hold tag {tag!r}")
-
-
-def _row_key(row: tuple[int, str, Dataset]) -> tuple[int, str]:
-    return row[0], row[1]
 
 
 if __name__ == "__main__":

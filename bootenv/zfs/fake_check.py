@@ -19,8 +19,25 @@ def _fail(msg: str) -> None:
 def check_invariants(z: "FakeZfs") -> None:
     """Raise AssertionError with a clear message unless every structural,
     ordering and space invariant holds."""
-    refs: dict[int, int] = {}
     clones_of: dict[int, set[int]] = {}
+    memo: dict[int, set[int]] = {}
+
+    def full(obj) -> set[int]:
+        """What a head or snapshot references (memoised per snapshot)."""
+        key = id(obj)
+        if key in memo:
+            return memo[key]
+        fs = obj if obj.__class__.__name__ == "Fs" else obj.fs
+        base = full(fs.origin) if fs.origin is not None else set()
+        if obj.removed - base:
+            _fail(f"{getattr(obj, 'name')} drops blocks its origin does not have")
+        if obj.added & base:
+            _fail(f"{getattr(obj, 'name')} adds blocks its origin already has")
+        result = (base - obj.removed) | obj.added
+        if obj is not fs:
+            memo[key] = result
+        return result
+
     for name, f in z._fs.items():
         if f.name != name:
             _fail(f"filesystem indexed as {name} is named {f.name}")
@@ -53,10 +70,6 @@ def check_invariants(z: "FakeZfs") -> None:
                 _fail(f"{s.name} is older than the origin {f.origin.name} of its filesystem")
             if s.createtxg > z.txg:
                 _fail(f"{s.name} createtxg is in the future")
-            for b in s.blocks:
-                refs[b] = refs.get(b, 0) + 1
-            if s.refer != sum(z._blocks[b].size for b in s.blocks if b in z._blocks):
-                _fail(f"{s.name} referenced is inconsistent with its blocks")
         if f.origin is not None:
             o = f.origin
             if z._snaps.get(o.name) is not o:
@@ -66,10 +79,6 @@ def check_invariants(z: "FakeZfs") -> None:
             if o.fs.pool is not f.pool:
                 _fail(f"origin {o.name} of {name} is in another pool")
             clones_of.setdefault(id(o), set()).add(id(f))
-        for b in f.head:
-            refs[b] = refs.get(b, 0) + 1
-        if f.refer != sum(z._blocks[b].size for b in f.head if b in z._blocks):
-            _fail(f"{name} referenced is inconsistent with its head")
         if f.mount is not None and z._mounts.get(f.mount) is not f:
             _fail(f"{name} thinks it is mounted at {f.mount} but the mount table disagrees")
     for name, s in z._snaps.items():
@@ -80,36 +89,45 @@ def check_invariants(z: "FakeZfs") -> None:
     for path, f in z._mounts.items():
         if f.mount != path or z._fs.get(f.name) is not f:
             _fail(f"mount table entry {path} -> {f.name} is stale")
-    # Blocks: reference counts, ownership, liveness.
-    if refs != z._refs:
-        _fail("block reference counts are out of date")
-    for bid, blk in z._blocks.items():
-        if bid not in refs:
-            _fail(f"block {bid} is referenced by nothing but not freed")
-        if z._fs.get(blk.owner.name) is not blk.owner or bid not in blk.owner.owned:
-            _fail(f"block {bid} has a stale owner {blk.owner.name}")
-        if blk.birth > z.txg:
-            _fail(f"block {bid} was born in the future")
-    for bid in refs:
-        if bid not in z._blocks:
-            _fail(f"block {bid} is referenced but does not exist")
+    # Blocks: every block a head or snapshot references exists; each live
+    # block is charged to exactly one filesystem, whose head or snapshots
+    # reference it; referenced sums agree.
+    charged: dict[int, str] = {}
     for f in z._fs.values():
-        keep = set(f.head)
-        for s in f.snaps:
-            keep |= s.blocks
+        for obj in [f, *f.snaps]:
+            blocks = full(obj)
+            missing = [b for b in blocks if b not in z._blocks]
+            if missing:
+                _fail(f"{obj.name} references freed block {missing[0]}")
+            if obj.refer != sum(z._blocks[b].size for b in blocks):
+                _fail(f"{obj.name} referenced {obj.refer} disagrees with its blocks")
+            if not obj.added <= f.owned:
+                _fail(f"{obj.name} adds blocks not charged to {f.name}")
+        keep = set(f.added)
+        for sn in f.snaps:
+            keep |= sn.added
+        if f.owned != keep:
+            _fail(f"{f.name}: charged blocks {sorted(f.owned ^ keep)[:5]} are not (or not only) its own data")
         for b in f.owned:
-            if z._blocks.get(b) is None or z._blocks[b].owner is not f:
-                _fail(f"{f.name} owns block {b} it is not charged for")
-            if b not in keep:
-                _fail(f"block {b} charged to {f.name} is held by neither its head nor its snapshots")
-        # Cached space must equal a fresh computation.
+            if b in charged:
+                _fail(f"block {b} is charged to both {charged[b]} and {f.name}")
+            charged[b] = f.name
+            blk = z._blocks.get(b)
+            if blk is None or blk.owner is not f:
+                _fail(f"{f.name} is charged for block {b} it does not own")
+            if blk.birth > z.txg:
+                _fail(f"block {b} was born in the future")
         if f.space is not None and f.space != own_space(f, z._blocks):
             _fail(f"cached space of {f.name} is stale")
+    if set(charged) != set(z._blocks):
+        _fail(f"blocks {sorted(set(z._blocks) - set(charged))[:5]} are charged to nobody")
     # Space sums: every pool's top `used` equals its live block bytes.
     for pool in z._pools.values():
         if pool.top is None or z._fs.get(pool.top.name) is not pool.top:
             _fail(f"pool {pool.name} lost its top filesystem")
         total = sum(b.size for b in z._blocks.values() if b.owner.pool is pool)
+        if total != pool.allocated:
+            _fail(f"pool {pool.name}: allocated {pool.allocated} != live blocks {total}")
         used = sum(sum(own_space(f, z._blocks)[:2]) for f in subtree(pool.top))
         if used != total:
             _fail(f"pool {pool.name}: used {used} != allocated {total}")

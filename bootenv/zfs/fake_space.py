@@ -7,9 +7,13 @@ origin snapshot's blocks, which stay owned by the origin filesystem; promote
 hands the origin filesystem's blocks born up to the origin snapshot over to
 the clone. A block nothing references is freed.
 
-From that, per filesystem F (the way ZFS reports it):
-  referenced       bytes of the blocks F's head (or a snapshot) references
-  usedbydataset    F-owned blocks F's head references
+A head or snapshot of filesystem F is stored as a delta against F's origin
+snapshot (empty for a non-clone): `added` (blocks it has that the origin
+has not) and `removed` (origin blocks it dropped). `added` holds exactly the
+F-owned blocks it references, so cloning and snapshotting cost O(F's own
+data), never O(history), and accounting never walks a chain of clones:
+  referenced       bytes the head (or snapshot) references (kept as a sum)
+  usedbydataset    bytes of head.added
   usedbysnapshots  F-owned blocks the head dropped that a snapshot of F keeps
   snapshot used    F-owned blocks only that snapshot references
   usedbychildren   the sum of the children's `used`
@@ -32,7 +36,7 @@ class Block:
 
 
 class Pool:
-    __slots__ = ("name", "props", "bootfs", "top", "size")
+    __slots__ = ("name", "props", "bootfs", "top", "size", "allocated")
 
     def __init__(self, name: str, size: int):
         self.name = name
@@ -40,6 +44,7 @@ class Pool:
         self.bootfs: Fs | None = None
         self.top: Fs | None = None
         self.size = size
+        self.allocated = 0
 
 
 @dataclass(eq=False)
@@ -49,15 +54,22 @@ class Snap:
     snapname: str
     createtxg: int
     creation: int
-    blocks: frozenset[int]
+    added: frozenset[int]
+    removed: frozenset[int]
     refer: int
     props: dict[str, str] = field(default_factory=dict)
     holds: set[str] = field(default_factory=set)
     clones: set["Fs"] = field(default_factory=set)
     name: str = ""
+    # Listing caches: the immutable numbers as strings, the last row built.
+    txg_s: str = ""
+    creation_s: str = ""
+    row: tuple | None = None
 
     def __post_init__(self) -> None:
         self.rename()
+        self.txg_s = str(self.createtxg)
+        self.creation_s = str(self.creation)
 
     def rename(self) -> None:
         self.name = f"{self.fs.name}@{self.snapname}"
@@ -73,7 +85,8 @@ class Fs:
     creation: int
     props: dict[str, str] = field(default_factory=dict)
     origin: Snap | None = None
-    head: set[int] = field(default_factory=set)
+    added: set[int] = field(default_factory=set)  # head delta against origin
+    removed: set[int] = field(default_factory=set)
     owned: set[int] = field(default_factory=set)
     refer: int = 0
     children: dict[str, "Fs"] = field(default_factory=dict)  # last component -> child
@@ -81,6 +94,12 @@ class Fs:
     mount: str | None = None
     # (usedbydataset, usedbysnapshots, {snapshot: used}); None when stale.
     space: tuple[int, int, dict[Snap, int]] | None = None
+    txg_s: str = ""
+    creation_s: str = ""
+
+    def __post_init__(self) -> None:
+        self.txg_s = str(self.createtxg)
+        self.creation_s = str(self.creation)
 
     @property
     def comp(self) -> str:
@@ -95,17 +114,15 @@ class Fs:
 
 def own_space(fs: Fs, blocks: dict[int, Block]) -> tuple[int, int, dict[Snap, int]]:
     """Given a filesystem, return (usedbydataset, usedbysnapshots,
-    {snapshot: used}) without its children, in one pass over its blocks."""
-    head = fs.head
-    owned = fs.owned
+    {snapshot: used}) without its children, in one pass over its deltas."""
+    head = fs.added
     ubd = 0
-    for b in owned:
-        if b in head:
-            ubd += blocks[b].size
+    for b in head:
+        ubd += blocks[b].size
     count: dict[int, int] = {}
     for s in fs.snaps:
-        for b in s.blocks:
-            if b in owned and b not in head:
+        for b in s.added:
+            if b not in head:
                 count[b] = count.get(b, 0) + 1
     ubs = 0
     for b in count:
@@ -114,11 +131,28 @@ def own_space(fs: Fs, blocks: dict[int, Block]) -> tuple[int, int, dict[Snap, in
     for s in fs.snaps:
         u = 0
         if count:
-            for b in s.blocks:
+            for b in s.added:
                 if count.get(b) == 1:
                     u += blocks[b].size
         snap_used[s] = u
     return ubd, ubs, snap_used
+
+
+def content(obj: "Fs | Snap") -> set[int]:
+    """Every block the head (or snapshot) references: O(clone chain)."""
+    fs = obj if isinstance(obj, Fs) else obj.fs
+    base = content(fs.origin) if fs.origin is not None else set()
+    return (base - obj.removed) | obj.added
+
+
+def rebase(added: set[int] | frozenset[int], removed: set[int] | frozenset[int], onto: Snap, *, up: bool) -> tuple[set[int], set[int]]:
+    """Re-express a delta for promote. `up`: the delta is against snapshot
+    `onto`; return it against onto's own base. Otherwise the delta and
+    `onto` are against the same base and `onto` is older in its lineage;
+    return the delta against `onto`."""
+    if up:
+        return (set(onto.added) - removed) | added, set(onto.removed) | (removed - onto.added)
+    return set(added) - onto.added, (set(onto.added) - added) | (removed - onto.removed)
 
 
 def cached_space(fs: Fs, blocks: dict[int, Block]) -> tuple[int, int, dict[Snap, int]]:

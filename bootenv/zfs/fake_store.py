@@ -33,7 +33,9 @@ def to_dict(z: "FakeZfs") -> dict:
                 "creation": f.creation,
                 "props": dict(sorted(f.props.items())),
                 "origin": f.origin.id if f.origin else None,
-                "head": sorted(f.head),
+                "added": sorted(f.added),
+                "removed": sorted(f.removed),
+                "refer": f.refer,
                 "mount": f.mount,
             }
         )
@@ -46,7 +48,9 @@ def to_dict(z: "FakeZfs") -> dict:
                     "createtxg": s.createtxg,
                     "creation": s.creation,
                     "props": dict(sorted(s.props.items())),
-                    "blocks": sorted(s.blocks),
+                    "added": sorted(s.added),
+                    "removed": sorted(s.removed),
+                    "refer": s.refer,
                     "holds": sorted(s.holds),
                 }
             )
@@ -88,7 +92,9 @@ def from_dict(z: "FakeZfs", data: dict) -> "FakeZfs":
         parent = z._fs[name.rsplit("/", 1)[0]] if "/" in name else None
         pool = pools[name.split("/", 1)[0]]
         f = Fs(d["id"], name, pool, parent, d["createtxg"], d["creation"], dict(d["props"]))
-        f.head = set(d["head"])
+        f.added = set(d["added"])
+        f.removed = set(d["removed"])
+        f.refer = d["refer"]
         f.mount = d["mount"]
         if parent is None:
             pool.top = f
@@ -102,36 +108,30 @@ def from_dict(z: "FakeZfs", data: dict) -> "FakeZfs":
         fs = by_id[owner]
         z._blocks[bid] = Block(size, birth, fs)
         fs.owned.add(bid)
+        fs.pool.allocated += size
     snaps: dict[int, Snap] = {}
     for d in sorted(data["snapshots"], key=lambda d: (d["createtxg"], d["id"])):
         fs = by_id[d["fs"]]
-        blocks = frozenset(d["blocks"])
         s = Snap(
             d["id"],
             fs,
             d["name"],
             d["createtxg"],
             d["creation"],
-            blocks,
-            sum(z._blocks[b].size for b in blocks),
+            frozenset(d["added"]),
+            frozenset(d["removed"]),
+            d["refer"],
             dict(d["props"]),
             set(d["holds"]),
         )
         fs.snaps.append(s)
         z._snaps[s.name] = s
         snaps[s.id] = s
-    refs = z._refs
     for d in data["filesystems"]:
         f = by_id[d["id"]]
         if d["origin"] is not None:
             f.origin = snaps[d["origin"]]
             f.origin.clones.add(f)
-        f.refer = sum(z._blocks[b].size for b in f.head)
-        for b in f.head:
-            refs[b] = refs.get(b, 0) + 1
-    for s in snaps.values():
-        for b in s.blocks:
-            refs[b] = refs.get(b, 0) + 1
     for p in data["pools"]:
         if p["bootfs"] is not None:
             pools[p["name"]].bootfs = by_id[p["bootfs"]]
