@@ -677,7 +677,43 @@ class FakeZfs:
         obj = self._get_any(name)
         for k, v in props.items():
             check_settable(k, v, snapshot=isinstance(obj, Snap))
+        moves = self._remounts(obj, props) if isinstance(obj, Fs) and "mountpoint" in props else []
         obj.props.update(props)
+        for fs, path in moves:
+            if fs.mount is not None:
+                del self._mounts[fs.mount]
+            fs.mount = path
+            if path is not None:
+                self._mounts[path] = fs
+
+    def _remounts(self, fs: Fs, props: Mapping[str, str]) -> list[tuple[Fs, str | None]]:
+        """What `zfs set mountpoint=` does to mounts (libzfs changelist):
+        every filesystem whose mountpoint changes is unmounted and, when
+        mounted before or canmount=on, mounted at its new mountpoint.
+        Return [(fs, new mount path or None)]; raise DatasetBusy, changing
+        nothing, if a new path is taken or a moved one is in use."""
+        mp = props["mountpoint"]
+        moves: list[tuple[Fs, str | None]] = []
+        stack = [(fs, mp)]
+        while stack:
+            f, new_mp = stack.pop()
+            canmount = props.get("canmount", f.props.get("canmount", "on")) if f is fs else f.props.get("canmount", "on")
+            if new_mp != self._mountpoint(f):
+                if f.mount == "/":
+                    raise DatasetBusy(f"{f.name} is the running root", f.name)
+                want = new_mp if new_mp.startswith("/") and (f.mount is not None or canmount == "on") else None
+                if want != f.mount:
+                    moves.append((f, want))
+            for c in f.children.values():
+                if "mountpoint" not in c.props:
+                    stack.append((c, _child_mountpoint(new_mp, c.comp)))
+        leaving = {f.mount for f, _ in moves if f.mount is not None}
+        taken = set()
+        for f, path in moves:
+            if path is not None and ((path in self._mounts and path not in leaving) or path in taken):
+                raise DatasetBusy(f"cannot mount {f.name}: something is mounted at {path}", f.name)
+            taken.add(path)
+        return moves
 
     @_op(mutating=True)
     def inherit(self, name: str, prop: str) -> None:
