@@ -68,12 +68,13 @@ ERROR_TABLE: tuple[tuple[re.Pattern[str], type[ZfsError]], ...] = tuple(
         (r"is busy|already mounted|device or resource busy", DatasetBusy),
         (
             r"invalid character|invalid (dataset |snapshot )?name|name is too long|leading slash"
-            r"|trailing slash|empty component|delimiter|is an invalid name|multiple '@'",
+            r"|trailing slash|empty component|delimiter|is an invalid name|multiple '@'"
+            r"|not applicable to datasets of this type|multiple snapshots of same fs",
             InvalidName,
         ),
         (r"out of space|quota exceeded|no space left", NoSpace),
         (r"permission denied|must be run as root|operation not permitted", PermissionDenied),
-        (r"property|must be one of|bad numeric value|invalid option value", InvalidProperty),
+        (r"property|does not apply to datasets|must be one of|bad numeric value|invalid option value", InvalidProperty),
         (r"the zfs modules are not loaded|/dev/zfs", ZfsUnavailable),
     )
 )
@@ -322,6 +323,8 @@ class ZfsCommands:
         names = list(names)
         if not names:
             return
+        for other in names[1:]:
+            self._check_same_pool(names[0], other)
         opts: list[str] = []
         for key, value in (props or {}).items():
             opts += ["-o", f"{key}={value}"]

@@ -165,9 +165,8 @@ class LzcZfs(ZfsCommands):
         if not names:
             return
         props = dict(props or {})
-        if any(":" not in key for key in props):
-            # lzc_snapshot takes user properties only.
-            return super().snapshot(names, props)
+        # lzc_snapshot takes user properties only: the kernel refuses others
+        # (EINVAL -> PropertyInvalid), as the contract wants.
         if self._refuse("lzc_snapshot", *names):
             return
         self._call(
