@@ -32,6 +32,7 @@ from .base import (
     InvalidProperty,
     NoSpace,
     NotAClone,
+    NotMounted,
     PermissionDenied,
     SnapshotHeld,
     ZfsError,
@@ -55,6 +56,8 @@ ERROR_TABLE: tuple[tuple[re.Pattern[str], type[ZfsError]], ...] = tuple(
         (r"has children|has dependent clones|snapshot is cloned", HasDependents),
         # a user hold makes lzc_destroy_snaps fail with EBUSY
         (r"cannot destroy snapshot .*: dataset is busy", SnapshotHeld),
+        # zfs rename a@s b@s
+        (r"snapshots must be part of same dataset", InvalidName),
         # rename/clone across pools
         (r"within same pool|pools differ|crosses datasets or pools", CrossPool),
         # "dataset does not exist", "no such pool", "no such tag on this
@@ -245,6 +248,16 @@ class ZfsCommands:
         if pool_of(a) != pool_of(b):
             raise CrossPool(f"'{a}' and '{b}' are in different pools", b)
 
+    @classmethod
+    def _check_rename(cls, old: str, new: str) -> None:
+        """What rename refuses before asking ZFS (so every backend agrees:
+        lzc_rename says EXDEV where `zfs rename` says invalid name)."""
+        cls._check_same_pool(old, new)
+        if ("@" in old) != ("@" in new):
+            raise InvalidName(f"cannot rename '{old}' to '{new}': a snapshot stays a snapshot", new)
+        if "@" in old and old.split("@", 1)[0] != new.split("@", 1)[0]:
+            raise InvalidName(f"cannot rename to '{new}': snapshots must be part of same dataset", new)
+
     # -- reads
 
     def list(self, root: str, *, snapshots: bool = False, user_props: Sequence[str] = ()) -> list[Dataset]:
@@ -354,7 +367,7 @@ class ZfsCommands:
         self._zfs("promote", name, name=name, mutating=True)
 
     def rename(self, old: str, new: str) -> None:
-        self._check_same_pool(old, new)
+        self._check_rename(old, new)
         self._zfs("rename", old, new, name=old, mutating=True)
 
     def destroy(self, name: str) -> None:
@@ -397,7 +410,7 @@ class ZfsCommands:
         if not where:
             if not self.exists(name):
                 raise DatasetNotFound(f"cannot unmount '{name}': dataset does not exist", name)
-            raise ZfsError(f"cannot unmount '{name}': not currently mounted", name)
+            raise NotMounted(f"cannot unmount '{name}': not currently mounted", name)
         # Innermost (latest) mount first, should it be mounted twice.
         for mountpoint in reversed(where):
             self._cmd(["umount", mountpoint], name=name, mutating=True)

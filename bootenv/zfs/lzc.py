@@ -211,7 +211,7 @@ class LzcZfs(ZfsCommands):
         self._call("lzc_promote", _b(name), name=name)
 
     def rename(self, old: str, new: str) -> None:
-        self._check_same_pool(old, new)
+        self._check_rename(old, new)
         if self._mounted_in_tree(old):
             # lzc_rename leaves mounts under their old name; `zfs rename`
             # unmounts and remounts them.
