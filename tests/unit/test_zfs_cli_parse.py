@@ -577,3 +577,23 @@ def test_factory_imports_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert eval(out) == ["bootenv.zfs.base", "bootenv.zfs.factory"]
+
+
+def test_rename_shape_is_checked_before_any_call(cmds, zfs):
+    with pytest.raises(InvalidName):
+        zfs.rename("p/a@s", "p/c@s")  # another filesystem's snapshot
+    with pytest.raises(InvalidName):
+        zfs.rename("p/a", "p/a@s")
+    assert cmds.calls == []
+    zfs.rename("p/a@s", "p/a@t")
+    assert cmds.calls == [["zfs", "rename", "p/a@s", "p/a@t"]]
+
+
+def test_unmount_of_an_unmounted_filesystem(cmds, zfs):
+    from bootenv.zfs.base import NotMounted
+
+    with pytest.raises(NotMounted):
+        zfs.unmount("p/a")  # the fake zfs says it exists
+    cmds.reply("zfs", "list", stderr="cannot open 'p/b': dataset does not exist\n", rc=1)
+    with pytest.raises(DatasetNotFound):
+        zfs.unmount("p/b")
