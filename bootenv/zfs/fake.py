@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import errno as _errno
-import functools
 import gc
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from .base import (
-    LIST_PROPERTIES,
     CrossPool,
     Dataset,
     DatasetBusy,
@@ -42,7 +40,6 @@ from .base import (
     InvalidProperty,
     NoSpace,
     NotAClone,
-    NotMounted,
     SnapshotHeld,
     ZfsError,
     ZfsUnavailable,
@@ -59,6 +56,9 @@ from .fake_names import (
     check_user_prop,
     is_user_prop,
 )
+from .fake_list import ListingMixin, child_mountpoint
+from .fake_mounts import MountsMixin
+from .fake_ops import op
 from .fake_space import Block, Fs, Pool, Snap, cached_space, content, rebase, subtree, used_by_children
 
 MiB = 1024 * 1024
@@ -67,47 +67,7 @@ DEFAULT_POOL_SIZE = 64 * 1024 * MiB
 __all__ = ["FakeZfs", "open_fake", "MiB"]
 
 
-def _op(mutating: bool) -> Callable:
-    """Wrap a public method: injected faults first; in strict mode check
-    that a raising call changed nothing and that invariants hold after
-    every call; autosave after a successful mutating call."""
-
-    def deco(fn: Callable) -> Callable:
-        op = fn.__name__
-
-        @functools.wraps(fn)
-        def wrapper(self: "FakeZfs", *args, **kwargs):
-            queue = self._faults.get(op)
-            if queue:
-                err = queue.pop(0)
-                if not queue:
-                    del self._faults[op]
-                raise err
-            if not self.strict or self._depth:
-                result = fn(self, *args, **kwargs)
-            else:
-                before = self.to_dict()
-                self._depth += 1
-                try:
-                    result = fn(self, *args, **kwargs)
-                except ZfsError:
-                    if self.to_dict() != before:
-                        raise AssertionError(f"FakeZfs.{op} raised but changed the state")
-                    raise
-                finally:
-                    self._depth -= 1
-                self.check_invariants()
-            if mutating and self.autosave is not None and not self._depth:
-                self.save(self.autosave)
-            return result
-
-        wrapper._fake_op = op  # type: ignore[attr-defined]
-        return wrapper
-
-    return deco
-
-
-class FakeZfs:
+class FakeZfs(MountsMixin, ListingMixin):
     """In-memory OpenZFS. `clock` gives `creation` seconds; `strict` makes
     every public call verify atomicity and `check_invariants()` (tests)."""
 
@@ -182,7 +142,7 @@ class FakeZfs:
             return local
         if fs.parent is None:
             return "/" + fs.name
-        return _child_mountpoint(self._mountpoint(fs.parent), fs.comp)
+        return child_mountpoint(self._mountpoint(fs.parent), fs.comp)
 
     def _inherited(self, fs: Fs, prop: str) -> str | None:
         f: Fs | None = fs
@@ -226,7 +186,7 @@ class FakeZfs:
 
     # ------------------------------------------------- pools & datasets
 
-    @_op(mutating=True)
+    @op(mutating=True)
     def create_pool(self, name: str, props: Mapping[str, str] | None = None, *, size: int = DEFAULT_POOL_SIZE) -> None:
         """Create pool `name` with its top filesystem `name` (what `zpool
         create` does). `props` are set on the top filesystem."""
@@ -245,7 +205,7 @@ class FakeZfs:
         self._pools[name] = pool
         self._fs[name] = fs
 
-    @_op(mutating=True)
+    @op(mutating=True)
     def create(self, name: str, props: Mapping[str, str] | None = None) -> None:
         """Create an empty filesystem (`zfs create`, not mounted here).
         Raise DatasetExists, DatasetNotFound (parent), InvalidName."""
@@ -264,7 +224,7 @@ class FakeZfs:
         parent.children[fs.comp] = fs
         self._fs[name] = fs
 
-    @_op(mutating=True)
+    @op(mutating=True)
     def write(self, name: str, nbytes: int) -> None:
         """Add nbytes of new data to the head of filesystem `name`.
         Raise NoSpace when the pool is full."""
@@ -284,14 +244,14 @@ class FakeZfs:
         fs.refer += nbytes
         fs.space = None
 
-    @_op(mutating=True)
+    @op(mutating=True)
     def delete(self, name: str, nbytes: int) -> None:
         """Drop nbytes of data from the head, newest data first (a partly
         dropped block is rewritten: a new, smaller block born now)."""
         fs = self._get_fs(name)
         self._delete(fs, nbytes)
 
-    @_op(mutating=True)
+    @op(mutating=True)
     def delete_all(self, name: str) -> None:
         """Drop all data from the head of filesystem `name`."""
         fs = self._get_fs(name)
@@ -321,7 +281,7 @@ class FakeZfs:
 
     # --------------------------------------------------------- protocol
 
-    @_op(mutating=False)
+    @op(mutating=False)
     def list(self, root: str, *, snapshots: bool = False, user_props: Sequence[str] = ()) -> list[Dataset]:
         for p in user_props:
             check_user_prop(p)
@@ -337,99 +297,11 @@ class FakeZfs:
             if gc_was_enabled:
                 gc.enable()
 
-    def _list(self, top: Fs, snapshots: bool, user_props: tuple[str, ...]) -> list[Dataset]:
-        """One pass over the subtree: space bottom-up, inherited values
-        top-down, then rows. Snapshot rows are cached on the snapshot and
-        reused while nothing they show has changed."""
-        tree = subtree(top)
-        ubc = used_by_children(tree, self._blocks)
-        mp: dict[int, str] = {id(top): self._mountpoint(top)}
-        inh: dict[int, tuple[str | None, ...]] = {
-            id(top): tuple(self._inherited(top, p) for p in user_props)
-        }
-        for f in tree[1:]:
-            pid = id(f.parent)
-            fp = f.props
-            local = fp.get("mountpoint")
-            mp[id(f)] = local if local is not None else _child_mountpoint(mp[pid], f.comp)
-            if user_props:
-                parent_vals = inh[pid]
-                inh[id(f)] = tuple(
-                    fp[p] if p in fp else parent_vals[k] for k, p in enumerate(user_props)
-                )
-            else:
-                inh[id(f)] = ()
-        rows: list[tuple[int, str, Dataset]] = []
-        append = rows.append
-        for f in tree:
-            fid = id(f)
-            ubd, ubs, snap_used = f.space  # type: ignore[misc]  # filled by used_by_children
-            c = ubc[fid]
-            props = {
-                "type": "filesystem",
-                "createtxg": f.txg_s,
-                "creation": f.creation_s,
-                "used": str(ubd + ubs + c),
-                "referenced": str(f.refer),
-                "usedbysnapshots": str(ubs),
-                "usedbydataset": str(ubd),
-                "usedbychildren": str(c),
-                "mountpoint": mp[fid],
-                "canmount": f.props.get("canmount", "on"),
-                "mounted": "yes" if f.mount is not None else "no",
-            }
-            if f.origin is not None:
-                props["origin"] = f.origin.name
-            vals = inh[fid]
-            for k, p in enumerate(user_props):
-                if vals[k] is not None:
-                    props[p] = vals[k]
-            append((f.createtxg, f.name, Dataset(f.name, props)))
-            if not snapshots:
-                continue
-            for s in f.snaps:
-                sp = s.props
-                if user_props and sp:
-                    svals = tuple(sp[p] if p in sp else vals[k] for k, p in enumerate(user_props))
-                else:
-                    svals = vals
-                key = (s.name, snap_used[s], user_props, svals)
-                if s.row is None or s.row[0] != key:
-                    sprops = {
-                        "type": "snapshot",
-                        "createtxg": s.txg_s,
-                        "creation": s.creation_s,
-                        "used": str(snap_used[s]),
-                        "referenced": str(s.refer),
-                    }
-                    for k, p in enumerate(user_props):
-                        if svals[k] is not None:
-                            sprops[p] = svals[k]
-                    s.row = (key, Dataset(s.name, sprops))
-                append((s.createtxg, s.name, s.row[1]))
-        rows.sort()  # (createtxg, name) never ties: names are unique
-        return [r[2] for r in rows]
-
-    def _row(self, snap: Snap, user_props: Sequence[str]) -> Dataset:
-        _, _, snap_used = cached_space(snap.fs, self._blocks)
-        props = {
-            "type": "snapshot",
-            "createtxg": str(snap.createtxg),
-            "creation": str(snap.creation),
-            "used": str(snap_used[snap]),
-            "referenced": str(snap.refer),
-        }
-        for p in user_props:
-            v = self._user_prop(snap, p)
-            if v is not None:
-                props[p] = v
-        return Dataset(snap.name, props)
-
-    @_op(mutating=False)
+    @op(mutating=False)
     def exists(self, name: str) -> bool:
         return name in self._fs or name in self._snaps
 
-    @_op(mutating=True)
+    @op(mutating=True)
     def snapshot(self, names: Iterable[str], props: Mapping[str, str] | None = None) -> None:
         names = list(names)
         props = dict(props or {})
@@ -468,7 +340,7 @@ class FakeZfs:
             fs.space = None
             self._snaps[s.name] = s
 
-    @_op(mutating=True)
+    @op(mutating=True)
     def clone(self, origin: str, target: str, props: Mapping[str, str] | None = None) -> None:
         check_name(origin)
         if "@" not in origin:
@@ -494,7 +366,7 @@ class FakeZfs:
         parent.children[fs.comp] = fs
         self._fs[target] = fs
 
-    @_op(mutating=True)
+    @op(mutating=True)
     def promote(self, name: str) -> None:
         clone = self._get_fs(name)
         snap = clone.origin
@@ -544,7 +416,7 @@ class FakeZfs:
         ofs.space = None
         clone.space = None
 
-    @_op(mutating=True)
+    @op(mutating=True)
     def rename(self, old: str, new: str) -> None:
         check_name(old)
         check_name(new)
@@ -580,7 +452,7 @@ class FakeZfs:
         fs.parent = parent
         parent.children[fs.comp] = fs
 
-    @_op(mutating=True)
+    @op(mutating=True)
     def destroy(self, name: str) -> None:
         obj = self._get_any(name)
         if isinstance(obj, Snap):
@@ -612,7 +484,7 @@ class FakeZfs:
         fs.added = set()
         self._collect(fs)
 
-    @_op(mutating=True)
+    @op(mutating=True)
     def hold(self, snapshot: str, tag: str) -> None:
         snap = self._get_snap(snapshot)
         _check_tag(tag)
@@ -620,18 +492,18 @@ class FakeZfs:
             raise DatasetExists(f"tag {tag!r} is already held on {snapshot}", snapshot)
         snap.holds.add(tag)
 
-    @_op(mutating=True)
+    @op(mutating=True)
     def release(self, snapshot: str, tag: str) -> None:
         snap = self._get_snap(snapshot)
         if tag not in snap.holds:
             raise DatasetNotFound(f"no hold {tag!r} on {snapshot}", snapshot)
         snap.holds.discard(tag)
 
-    @_op(mutating=False)
+    @op(mutating=False)
     def holds(self, snapshot: str) -> frozenset[str]:
         return frozenset(self._get_snap(snapshot).holds)
 
-    @_op(mutating=False)
+    @op(mutating=False)
     def get_props(self, name: str, props: Sequence[str]) -> dict[str, str]:
         obj = self._get_any(name)
         for p in props:
@@ -672,7 +544,7 @@ class FakeZfs:
                 out[p] = str(value)
         return out
 
-    @_op(mutating=True)
+    @op(mutating=True)
     def set_props(self, name: str, props: Mapping[str, str]) -> None:
         obj = self._get_any(name)
         for k, v in props.items():
@@ -686,36 +558,7 @@ class FakeZfs:
             if path is not None:
                 self._mounts[path] = fs
 
-    def _remounts(self, fs: Fs, props: Mapping[str, str]) -> list[tuple[Fs, str | None]]:
-        """What `zfs set mountpoint=` does to mounts (libzfs changelist):
-        every filesystem whose mountpoint changes is unmounted and, when
-        mounted before or canmount=on, mounted at its new mountpoint.
-        Return [(fs, new mount path or None)]; raise DatasetBusy, changing
-        nothing, if a new path is taken or a moved one is in use."""
-        mp = props["mountpoint"]
-        moves: list[tuple[Fs, str | None]] = []
-        stack = [(fs, mp)]
-        while stack:
-            f, new_mp = stack.pop()
-            canmount = props.get("canmount", f.props.get("canmount", "on")) if f is fs else f.props.get("canmount", "on")
-            if new_mp != self._mountpoint(f):
-                if f.mount == "/":
-                    raise DatasetBusy(f"{f.name} is the running root", f.name)
-                want = new_mp if new_mp.startswith("/") and (f.mount is not None or canmount == "on") else None
-                if want != f.mount:
-                    moves.append((f, want))
-            for c in f.children.values():
-                if "mountpoint" not in c.props:
-                    stack.append((c, _child_mountpoint(new_mp, c.comp)))
-        leaving = {f.mount for f, _ in moves if f.mount is not None}
-        taken = set()
-        for f, path in moves:
-            if path is not None and ((path in self._mounts and path not in leaving) or path in taken):
-                raise DatasetBusy(f"cannot mount {f.name}: something is mounted at {path}", f.name)
-            taken.add(path)
-        return moves
-
-    @_op(mutating=True)
+    @op(mutating=True)
     def inherit(self, name: str, prop: str) -> None:
         obj = self._get_any(name)
         if is_user_prop(prop):
@@ -730,7 +573,7 @@ class FakeZfs:
             raise InvalidProperty(f"property {prop!r} is read-only", name)
         obj.props.pop(prop, None)
 
-    @_op(mutating=False)
+    @op(mutating=False)
     def pool_get(self, pool: str, prop: str) -> str | None:
         p = self._get_pool(pool)
         if prop not in POOL_PROPS:
@@ -750,7 +593,7 @@ class FakeZfs:
             return str(p.size - allocated)
         return p.props.get(prop)
 
-    @_op(mutating=True)
+    @op(mutating=True)
     def pool_set(self, pool: str, prop: str, value: str) -> None:
         p = self._get_pool(pool)
         if prop not in POOL_PROPS:
@@ -774,36 +617,6 @@ class FakeZfs:
             raise DatasetNotFound(f"no such pool: {pool}", pool)
         return p
 
-    @_op(mutating=True)
-    def mount(self, name: str, path: str) -> None:
-        fs = self._get_fs(name)
-        path = _norm_path(path)
-        if fs.mount is not None:
-            raise DatasetBusy(f"{name} is already mounted at {fs.mount}", name)
-        if path in self._mounts:
-            raise DatasetBusy(f"{self._mounts[path].name} is already mounted at {path}", name)
-        fs.mount = path
-        self._mounts[path] = fs
-
-    @_op(mutating=True)
-    def unmount(self, name: str) -> None:
-        fs = self._get_fs(name)
-        if fs.mount is None:
-            raise NotMounted(f"not currently mounted: {name}", name)
-        if fs.mount == "/":
-            raise DatasetBusy(f"{name} is the running root (mounted at /)", name)
-        below = fs.mount + "/"
-        for path, other in self._mounts.items():
-            if path.startswith(below):
-                raise DatasetBusy(f"{name}: {other.name} is mounted below it at {path}", name)
-        del self._mounts[fs.mount]
-        fs.mount = None
-
-    @_op(mutating=False)
-    def mounted_at(self, path: str) -> str | None:
-        fs = self._mounts.get(_norm_path(path))
-        return fs.name if fs else None
-
     # --------------------------------------------------- test machinery
 
     def fail_next(self, op: str, error: BaseException) -> None:
@@ -821,38 +634,6 @@ class FakeZfs:
         from .fake_check import check_invariants
 
         check_invariants(self)
-
-    def running_root(self) -> str | None:
-        return self.mounted_at("/")
-
-    def reboot(self, pool: str) -> str:
-        """What a reboot does: unmount the running root's tree, mount the
-        pool's bootfs at / and its children (canmount not off) below it.
-        Return the new root."""
-        p = self._get_pool(pool)
-        if p.bootfs is None:
-            raise DatasetNotFound(f"pool {pool} has no bootfs", pool)
-        old = self._mounts.get("/")
-        if old is not None:
-            for f in reversed(subtree(old)):
-                if f.mount is not None:
-                    del self._mounts[f.mount]
-                    f.mount = None
-        new = p.bootfs
-        for f in subtree(new):
-            if f is new:
-                path = "/"
-            else:
-                mp = self._mountpoint(f)
-                if not mp.startswith("/") or f.props.get("canmount", "on") == "off":
-                    continue
-                path = mp
-            if f.mount is None and path not in self._mounts:
-                f.mount = path
-                self._mounts[path] = f
-        if self.autosave is not None:
-            self.save(self.autosave)
-        return new.name
 
     # ------------------------------------------------------- persistence
 
@@ -900,20 +681,6 @@ def open_fake(path: str | Path, **kwargs) -> FakeZfs:
     fake = FakeZfs.load(path, **kwargs)
     fake.autosave = path
     return fake
-
-
-def _child_mountpoint(parent_mp: str, comp: str) -> str:
-    if parent_mp in ("none", "legacy"):
-        return parent_mp
-    return ("" if parent_mp == "/" else parent_mp) + "/" + comp
-
-
-def _norm_path(path: str) -> str:
-    path = str(path)
-    if not path.startswith("/"):
-        raise ZfsError(f"mount point must be an absolute path: {path!r}", None, _errno.EINVAL)
-    path = "/" + "/".join(c for c in path.split("/") if c and c != ".")
-    return path
 
 
 def _check_tag(tag: str) -> None:

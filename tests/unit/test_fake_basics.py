@@ -184,9 +184,9 @@ def test_strict_mode_catches_a_raising_call_that_mutates(z):
         z._fs["rpool/ROOT"].props["org.x:y"] = "1"
         raise DatasetBusy("oops")
 
-    from bootenv.zfs import fake as fake_mod
+    from bootenv.zfs.fake_ops import op
 
-    wrapped = fake_mod._op(mutating=True)(lambda self, name: bad(name))
+    wrapped = op(mutating=True)(lambda self, name: bad(name))
     with pytest.raises(AssertionError, match="changed the state"):
         wrapped(z, "rpool")
 
