@@ -54,8 +54,9 @@ ERROR_TABLE: tuple[tuple[re.Pattern[str], type[ZfsError]], ...] = tuple(
         # zfs destroy without -r / -R: "filesystem has children",
         # "snapshot has dependent clones", "snapshot is cloned"
         (r"has children|has dependent clones|snapshot is cloned", HasDependents),
-        # a user hold makes lzc_destroy_snaps fail with EBUSY
-        (r"cannot destroy snapshot .*: dataset is busy", SnapshotHeld),
+        # a user hold: "cannot destroy snapshot p/a@s: it's being held. Run
+        # 'zfs holds -r p/a@s' to see holders." (2.3; older: "dataset is busy")
+        (r"being held|cannot destroy snapshot .*: dataset is busy", SnapshotHeld),
         # zfs rename a@s b@s
         (r"snapshots must be part of same dataset", InvalidName),
         # rename/clone across pools
