@@ -332,6 +332,10 @@ def unmount(ctx: typer.Context, name: str = typer.Argument(..., help="The BE."))
         settings.engine().unmount(name)
 
 
+from .cli_apt import register
+register(app)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Console-script entry point."""
     app(args=argv, prog_name="bootenv")
