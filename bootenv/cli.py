@@ -91,14 +91,18 @@ class Settings:
                 raise NoZfsRoot(str(exc)) from exc
             self._engine = Engine(
                 backend,
-                open_bootloader(self.bootloader),
+                open_bootloader(self.bootloader, detect=not self.zfs_is_fake()),
                 be_root=self.be_root,
                 running=self.running,
             )
         return self._engine
 
     def needs_root(self) -> bool:
-        return not (self.zfs or "").startswith("fake:")
+        return not self.zfs_is_fake()
+
+    def zfs_is_fake(self) -> bool:
+        # A fake pool never drives the host's real bootloader.
+        return (self.zfs or "").startswith("fake:")
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -136,7 +140,7 @@ def root(
     if list_:
         list_cmd(ctx, scripted=False, as_json=False)
     elif activate_name:
-        activate(ctx, activate_name, dry_run=dry_run)
+        activate(ctx, activate_name, dry_run=dry_run, once=False)
     elif remove_name:
         destroy(ctx, remove_name, yes=yes, dry_run=dry_run)
     else:
@@ -259,8 +263,16 @@ def activate(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The BE to boot next."),
     dry_run: bool = typer.Option(False, "-n", "--dry-run", help="Show what would change, change nothing."),
+    once: bool = typer.Option(False, "--once", help="Trial boot: the next boot only; kept if 'bootenv confirm' succeeds on it."),
 ) -> None:
     """Make NAME the boot environment the next boot uses."""
+    if once:
+        from .trial import Trial
+
+        be = _apply(ctx, lambda engine: Trial(engine).plan_activate_once(name), dry_run=dry_run)
+        if be is not None:
+            click.echo(f"{name} will be used on the next boot only (trial: run 'bootenv confirm' on it to keep it)")
+        return
     be = _apply(ctx, lambda engine: engine.plan_activate(name), dry_run=dry_run)
     if be is not None:
         click.echo(f"{name} will be used on the next boot")
@@ -334,6 +346,10 @@ def unmount(ctx: typer.Context, name: str = typer.Argument(..., help="The BE."))
 
 from .cli_apt import register
 register(app)
+
+
+from .cli_boot import register as register_boot  # noqa: E402
+register_boot(app)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

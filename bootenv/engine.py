@@ -31,6 +31,8 @@ from .model import (
     PROP_SNAPSHOT,
     PROP_STATE,
     PROP_TITLE,
+    PROP_TRIAL_BE,
+    PROP_TRIAL_FALLBACK,
     USER_PROPS,
     BootEnv,
     Snapshot,
@@ -114,6 +116,7 @@ class Engine:
         if not self.zfs.exists(self.be_root):
             raise NoZfsRoot(f"BE root {self.be_root} does not exist")
         self.pool = pool_of(self.be_root)
+        self.bootloader.bind(self.zfs, self.be_root, self.running_dataset)
 
     # ------------------------------------------------------------ reading
 
@@ -319,23 +322,40 @@ class Engine:
 
     # ------------------------------------------------------------ activate
 
-    def plan_activate(self, name: str) -> Plan:
-        """Plan making `name` the next boot: promote its datasets that are
-        clones (so it owns its history and older BEs can be destroyed, as
-        bectl does), point the pool's bootfs at it, and run the bootloader
-        driver's phases. Raise BeNotFound."""
+    def plan_activate(self, name: str, *, once: bool = False) -> Plan:
+        """Plan making `name` the next boot: check it with the bootloader
+        driver (mounted, when the driver looks inside: nothing has changed
+        yet if it refuses), promote its datasets that are clones (so it owns
+        its history and older BEs can be destroyed, as bectl does), point
+        the pool's bootfs at it, and let the driver follow.
+
+        With `once`, only the next boot uses it (trial.py records the
+        trial): the driver's one-shot when it has one, else bootfs until
+        the trial boot puts it back; nothing is promoted. Raise BeNotFound."""
         scan = self.scan()
         top = self._top(scan, name)
         be = self._bootenv(scan, top)
-        plan = Plan(f"Activate boot environment {name}")
+        plan = Plan(f"Activate boot environment {name}" + (" for the next boot only" if once else ""))
         if be.active:
             plan.notes.append(f"{name} already boots next")
         plan.add(f"check that {name} can boot", lambda: self.bootloader.pre_activate(be))
+        plan.add(f"prepare {name} for the bootloader", lambda: self._mid_activate(be))
+        if once:
+            if self.bootloader.oneshot:
+                plan.add(f"boot {name} once ({self.bootloader.name} one-shot)", lambda: self.bootloader.set_oneshot(be))
+            else:
+                old = self.zfs.pool_get(self.pool, "bootfs")
+                plan.add(
+                    f"set {self.pool} bootfs={top.name} (until the trial boot starts)",
+                    lambda: self.zfs.pool_set(self.pool, "bootfs", top.name),
+                    undo=(lambda: self.zfs.pool_set(self.pool, "bootfs", old)) if old else None,
+                )
+            plan.result = be
+            return plan
         for ds in scan.tree(top.name):
             origin = scan.datasets[ds].origin
             if origin and origin.startswith(self.be_root + "/"):
                 plan.add(f"promote {ds} (origin {origin})", lambda d=ds: self.zfs.promote(d))
-        plan.add(f"prepare {name} for the bootloader", lambda: self._mid_activate(be))
         plan.add(f"set {self.pool} bootfs={top.name}", lambda: self.zfs.pool_set(self.pool, "bootfs", top.name))
         plan.add("update the bootloader default", lambda: self.bootloader.post_activate(be))
         plan.result = be
@@ -378,6 +398,11 @@ class Engine:
             raise Refused(f"{name} is the running boot environment; boot another one first")
         if be.active:
             raise Refused(f"{name} boots next; activate another boot environment first")
+        if self.zfs.pool_get(self.pool, "bootfs") == top.name:
+            raise Refused(f"{name} is the default boot environment (bootfs); activate another one first")
+        trial = self.zfs.get_props(self.be_root, [PROP_TRIAL_BE, PROP_TRIAL_FALLBACK])
+        if name in trial.values():
+            raise Refused(f"{name} takes part in a trial boot; confirm it or run 'bootenv fallback' first")
         tree = scan.tree(top.name)
         members = set(tree)
         plan = Plan(f"Destroy boot environment {name}")

@@ -20,6 +20,10 @@ PROP_PACKAGES = PROP_NS + "packages"  # what an apt run changed (compact)
 # On snapshots: marks a snapshot bootenv took, so bootenv may remove it
 # once nothing depends on it; snapshots without it are the admin's.
 PROP_SNAPSHOT = PROP_NS + "snapshot"
+# On the BE root dataset: a trial boot in progress (trial.py), which the
+# engine must not destroy the BEs of.
+PROP_TRIAL_BE = PROP_NS + "trial-be"  # the BE booted once on trial
+PROP_TRIAL_FALLBACK = PROP_NS + "trial-fallback"  # the default it comes back to
 
 USER_PROPS: tuple[str, ...] = (
     PROP_TITLE,

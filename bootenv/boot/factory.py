@@ -1,22 +1,91 @@
-"""Pick the bootloader driver: `BOOTENV_BOOTLOADER` / --bootloader, else
-the plain bootfs driver (what ZFSBootMenu needs)."""
+"""Pick the bootloader driver: `--bootloader` / BOOTENV_BOOTLOADER, else
+`bootloader = NAME` in /etc/bootenv/bootenv.conf (BOOTENV_CONFIG), else
+detect the one this machine boots with:
+
+    systemd-boot  the firmware says so (the LoaderInfo EFI variable names
+                  systemd-boot) and the ESP has loader/loader.conf
+    zfsbootmenu   /etc/zfsbootmenu exists (its generator's configuration)
+    grub          /boot/grub/grub.cfg exists and update-grub is installed
+    bootfs        anything else: only the pool's bootfs is set
+
+Drivers are imported only once chosen (start-up stays fast).
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 from typing import Optional
 
 from ..errors import UsageError
 from .base import Bootloader
 
+KNOWN = ("auto", "bootfs", "grub", "systemd-boot", "zfsbootmenu", "recording")
+CONFIG = "/etc/bootenv/bootenv.conf"
+EFI_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"  # systemd-boot's loader vendor GUID
 
-def open_bootloader(spec: Optional[str]) -> Bootloader:
-    """Given a spec (`bootfs`, `recording[:LOGFILE]`, or None for the
-    default), return the driver. Raise UsageError for an unknown one."""
-    if not spec or spec == "bootfs":
-        return Bootloader()
+
+def configured(path: Optional[str] = None) -> Optional[str]:
+    """The `bootloader = NAME` line of the configuration file, if any
+    (KEY = VALUE lines, # comments)."""
+    path = path or os.environ.get("BOOTENV_CONFIG") or CONFIG
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                key, sep, value = line.split("#", 1)[0].partition("=")
+                if sep and key.strip() == "bootloader" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return None
+
+
+def detect_bootloader(root: str = "/", which=shutil.which) -> str:
+    """Given the system's root directory, name the bootloader it uses."""
+    efivars = os.path.join(root, "sys/firmware/efi/efivars")
+    try:
+        with open(os.path.join(efivars, f"LoaderInfo-{EFI_GUID}"), "rb") as f:
+            loader_info = f.read()[4:].decode("utf-16-le", "replace")
+    except OSError:
+        loader_info = ""
+    if "systemd-boot" in loader_info:
+        return "systemd-boot"
+    if os.path.isdir(os.path.join(root, "etc/zfsbootmenu")):
+        return "zfsbootmenu"
+    if os.path.exists(os.path.join(root, "boot/grub/grub.cfg")) and (
+        which("update-grub") or os.path.exists(os.path.join(root, "usr/sbin/update-grub"))
+    ):
+        return "grub"
+    return "bootfs"
+
+
+def open_bootloader(spec: Optional[str], *, detect: bool = True) -> Bootloader:
+    """Given a spec (`auto`, `bootfs`, `grub`, `systemd-boot`, `zfsbootmenu`,
+    `recording[:LOGFILE]`, or None for the configured / detected one),
+    return the driver. With `detect` False (a fake pool) the default is
+    plain bootfs: tests never drive the host's bootloader. Raise
+    UsageError for an unknown one."""
+    if not spec:
+        spec = (configured() if detect else None) or ("auto" if detect else "bootfs")
     kind, _, arg = spec.partition(":")
+    if kind == "auto":
+        kind = detect_bootloader() if detect else "bootfs"
+    if kind == "bootfs":
+        return Bootloader()
     if kind == "recording":
         from .recording import RecordingBootloader
 
         return RecordingBootloader(arg or None)
-    raise UsageError(f"unknown bootloader {spec!r} (known: bootfs, recording)")
+    if kind == "grub":
+        from .grub import GrubBootloader
+
+        return GrubBootloader()
+    if kind == "systemd-boot":
+        from .systemd_boot import SystemdBootBootloader
+
+        return SystemdBootBootloader()
+    if kind == "zfsbootmenu":
+        from .zfsbootmenu import ZfsBootMenuBootloader
+
+        return ZfsBootMenuBootloader()
+    raise UsageError(f"unknown bootloader {spec!r} (known: {', '.join(KNOWN)})")

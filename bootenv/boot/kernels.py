@@ -1,0 +1,112 @@
+"""Kernels and modules: which kernel would boot a BE, and does the BE have
+its modules.
+
+The most reported cause of broken rollbacks is /boot outside the BE (a
+separate partition every BE shares): roll the root back and the old root
+boots the new kernel, whose /lib/modules directory it does not have. So
+before a BE becomes the next boot, the driver (with the BE mounted) asks
+`check_kernel`: the newest vmlinuz-VERSION the bootloader will pick (from
+the shared /boot when there is one, else from the BE's own /boot) must
+have /lib/modules/VERSION inside the BE, or activation is refused with a
+message that says which kernel, which modules, and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from ..errors import Refused
+from ..zfs.run import CommandFailed, Runner
+
+_PIECES = re.compile(r"(\d+)|(\D+)")
+
+
+def version_key(version: str) -> tuple:
+    """Sort key for kernel versions: 6.1.0-9-amd64 < 6.1.0-28-amd64."""
+    return tuple((0, int(d), "") if d else (1, 0, s) for d, s in _PIECES.findall(version))
+
+
+def kernel_versions(boot_dir: str) -> list[str]:
+    """The versions of the vmlinuz-VERSION files in `boot_dir`, oldest
+    first (an empty list when there are none or no such directory)."""
+    try:
+        names = os.listdir(boot_dir)
+    except OSError:
+        return []
+    versions = [n[len("vmlinuz-") :] for n in names if n.startswith("vmlinuz-") and not n.endswith((".bak", ".old"))]
+    return sorted(versions, key=version_key)
+
+
+def module_versions(root: str) -> list[str]:
+    """The kernel versions with a modules directory in the tree at `root`."""
+    found: set[str] = set()
+    for sub in ("lib/modules", "usr/lib/modules"):
+        try:
+            found.update(n for n in os.listdir(os.path.join(root, sub)) if os.path.isdir(os.path.join(root, sub, n)))
+        except OSError:
+            pass
+    return sorted(found, key=version_key)
+
+
+@dataclass(frozen=True)
+class BootLayout:
+    """Where /boot is: inside the BE (`shared` False) or a filesystem every
+    BE shares (a separate partition, or a dataset outside the BE root)."""
+
+    shared: bool
+    fstype: Optional[str] = None
+    source: Optional[str] = None
+
+    def describe(self) -> str:
+        if not self.shared:
+            return "/boot is inside the boot environment"
+        return f"/boot is a separate {self.fstype or ''} filesystem ({self.source}) shared by every boot environment".replace("  ", " ")
+
+
+def probe_boot(runner: Runner, root: str, be_dataset: Optional[str]) -> BootLayout:
+    """Given the running system's root, say whether its /boot is a separate
+    mount outside the running BE (`findmnt --mountpoint /boot`)."""
+    target = os.path.join(root, "boot")
+    try:
+        out = runner.run(["findmnt", "-n", "-o", "FSTYPE,SOURCE", "--mountpoint", target], check=False).stdout
+    except CommandFailed:
+        return BootLayout(False)
+    line = out.strip().splitlines()[0] if out.strip() else ""
+    if not line:
+        return BootLayout(False)
+    fstype, _, source = line.partition(" ")
+    source = source.strip()
+    if fstype == "zfs" and be_dataset and (source == be_dataset or source.startswith(be_dataset + "/")):
+        return BootLayout(False, fstype, source)
+    return BootLayout(True, fstype, source)
+
+
+def check_kernel(be_name: str, be_path: str, layout: BootLayout, shared_boot: str) -> str:
+    """Given a BE mounted at `be_path`, return the kernel version that would
+    boot it: the newest vmlinuz in the shared /boot (`shared_boot`) or in
+    the BE's own /boot. Raise Refused when there is no kernel, or the BE
+    has no /lib/modules directory for it."""
+    boot_dir = shared_boot if layout.shared else os.path.join(be_path, "boot")
+    where = layout.describe()
+    versions = kernel_versions(boot_dir)
+    if not versions:
+        raise Refused(f"cannot activate {be_name}: no kernel (vmlinuz-*) in {'/boot' if layout.shared else be_name + ':/boot'} ({where})")
+    kernel = versions[-1]
+    have = module_versions(be_path)
+    if kernel in have:
+        return kernel
+    having = ", ".join(have) if have else "none"
+    if layout.shared:
+        hint = (
+            f"{where}: install a kernel whose modules {be_name} has, or boot {be_name}'s own kernel "
+            "(keep /boot inside the boot environments)"
+        )
+    else:
+        hint = f"reinstall the kernel package inside {be_name} (bootenv mount {be_name}; chroot)"
+    raise Refused(
+        f"cannot activate {be_name}: kernel {kernel} would boot, but {be_name} has no /lib/modules/{kernel} "
+        f"(it has modules for: {having}); {hint}"
+    )
