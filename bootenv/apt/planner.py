@@ -214,7 +214,31 @@ def _mark(cache, request: AptRequest, apt_pkg) -> list[str]:
         raise BrokenPackages(
             f"apt cannot satisfy {request.text}: {_apt_message(exc)}{_broken_list(cache)}"
         ) from exc
+    # The resolver "fixes" an unsatisfiable request by dropping it; apt-get
+    # calls that an error, and so do we.
+    for name, pkg in wanted:
+        if request.action == "install" and pkg.is_installed and not pkg.is_upgradable:
+            continue
+        if request.action != "install" and not pkg.is_installed:
+            continue
+        done = pkg.marked_delete if request.action != "install" else (pkg.marked_install or pkg.marked_upgrade)
+        if not done:
+            raise BrokenPackages(f"apt cannot satisfy {request.text}: {pkg.name} {_unmet(pkg)}")
     return notes
+
+
+def _unmet(pkg) -> str:
+    """Why `pkg` cannot be installed: its dependencies nothing satisfies."""
+    if pkg.candidate is None:
+        return "has no installation candidate"
+    missing = [
+        " | ".join(f"{d.name}{f' ({d.relation} {d.version})' if d.version else ''}" for d in group)
+        for group in pkg.candidate.dependencies
+        if not any(d.target_versions for d in group)
+    ]
+    if missing:
+        return "depends on " + ", ".join(missing) + ", which cannot be installed"
+    return "has unmet dependencies (held or conflicting packages)"
 
 
 def _broken_list(cache) -> str:
