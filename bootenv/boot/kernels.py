@@ -85,28 +85,32 @@ def probe_boot(runner: Runner, root: str, be_dataset: Optional[str]) -> BootLayo
 
 
 def check_kernel(be_name: str, be_path: str, layout: BootLayout, shared_boot: str) -> str:
-    """Given a BE mounted at `be_path`, return the kernel version that would
-    boot it: the newest vmlinuz in the shared /boot (`shared_boot`) or in
-    the BE's own /boot. Raise Refused when there is no kernel, or the BE
-    has no /lib/modules directory for it."""
+    """Given a BE mounted at `be_path`, return the kernel version that will
+    boot it. /boot inside the BE: its newest vmlinuz, which must have
+    /lib/modules/VERSION in the BE. /boot shared (`shared_boot`): the newest
+    kernel there that the BE has modules for (what 42_bootenv and the
+    systemd-boot driver pick). Raise Refused when there is no kernel, or no
+    kernel with modules."""
     boot_dir = shared_boot if layout.shared else os.path.join(be_path, "boot")
     where = layout.describe()
     versions = kernel_versions(boot_dir)
     if not versions:
         raise Refused(f"cannot activate {be_name}: no kernel (vmlinuz-*) in {'/boot' if layout.shared else be_name + ':/boot'} ({where})")
-    kernel = versions[-1]
     have = module_versions(be_path)
-    if kernel in have:
-        return kernel
     having = ", ".join(have) if have else "none"
     if layout.shared:
-        hint = (
-            f"{where}: install a kernel whose modules {be_name} has, or boot {be_name}'s own kernel "
-            "(keep /boot inside the boot environments)"
+        matching = [v for v in versions if v in have]
+        if matching:
+            return matching[-1]
+        raise Refused(
+            f"cannot activate {be_name}: {where} and holds kernel {', '.join(versions)}, "
+            f"but {be_name} has modules only for: {having}; booting it would leave the kernel without its modules. "
+            f"Install a kernel {be_name} has modules for into /boot, or keep /boot inside the boot environments"
         )
-    else:
-        hint = f"reinstall the kernel package inside {be_name} (bootenv mount {be_name}; chroot)"
+    kernel = versions[-1]
+    if kernel in have:
+        return kernel
     raise Refused(
-        f"cannot activate {be_name}: kernel {kernel} would boot, but {be_name} has no /lib/modules/{kernel} "
-        f"(it has modules for: {having}); {hint}"
+        f"cannot activate {be_name}: kernel {kernel} in its /boot would boot, but {be_name} has no /lib/modules/{kernel} "
+        f"(it has modules for: {having}); reinstall the kernel package inside it (bootenv mount {be_name}; chroot)"
     )
