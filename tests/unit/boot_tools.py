@@ -20,12 +20,13 @@ def write_grubenv(path: str, env: dict[str, str]) -> None:
 
 
 class FakeTools:
-    def __init__(self, mounts: Optional[dict[str, tuple[str, str]]] = None):
+    def __init__(self, mounts: Optional[dict[str, tuple[str, str]]] = None, efivars: Optional[str] = None):
         self.calls: list[list[str]] = []
         self.mutating: list[list[str]] = []
         # findmnt answers: path -> (fstype, source); others: nothing mounted.
         self.mounts = dict(mounts or {})
         self.efi: dict[str, str] = {}
+        self.efivars = efivars  # write bootctl's variables here, as the kernel shows them
         self.fail: dict[str, str] = {}
 
     def run(self, argv: Sequence[str], *, mutating: bool = False, check: bool = True, **_kw):
@@ -50,10 +51,9 @@ class FakeTools:
             if best is not None:
                 out = " ".join(self.mounts[best]) + "\n"
         elif prog == "bootctl":
-            if argv[1] == "set-default":
-                self.efi["LoaderEntryDefault"] = argv[2]
-            elif argv[1] == "set-oneshot":
-                self.efi["LoaderEntryOneShot"] = argv[2]
+            var = {"set-default": "LoaderEntryDefault", "set-oneshot": "LoaderEntryOneShot"}.get(argv[1])
+            if var:
+                self.set_efi(var, argv[2])
         return subprocess.CompletedProcess(argv, 0, out, "")
 
     def _editenv(self, path: str, cmd: str, args: list[str]) -> None:
@@ -77,3 +77,21 @@ class FakeTools:
 
     def named(self, prog: str) -> list[list[str]]:
         return [c for c in self.mutating if c[0] == prog]
+
+    def set_efi(self, var: str, value: str) -> None:
+        """Set (or with "" delete) a systemd-boot loader variable."""
+        import os
+
+        from bootenv.boot.systemd_boot import LOADER_GUID
+
+        self.efi[var] = value
+        if not self.efivars:
+            return
+        path = os.path.join(self.efivars, f"{var}-{LOADER_GUID}")
+        if not value:
+            if os.path.exists(path):
+                os.unlink(path)
+            return
+        os.makedirs(self.efivars, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(b"\x07\x00\x00\x00" + (value + "\0").encode("utf-16-le"))

@@ -1,0 +1,206 @@
+"""The systemd-boot driver: each BE's kernel and initrd copied onto the ESP,
+one loader entry per BE, `bootctl set-default` / `set-oneshot`.
+
+systemd-boot reads only the ESP (FAT), so a BE's kernel has to be there:
+
+    ESP/bootenv/NAME/vmlinuz-VERSION, initrd.img-VERSION
+    ESP/loader/entries/bootenv-NAME.conf
+        title   TITLE (bootenv NAME)
+        version VERSION
+        linux   /bootenv/NAME/vmlinuz-VERSION
+        initrd  /bootenv/NAME/initrd.img-VERSION
+        options root=ZFS=pool/ROOT/NAME <the rest of /etc/kernel/cmdline>
+
+`mid_activate` (the BE mounted) checks the kernel has its modules
+(kernels.py) and copies it; `post_create` writes the entry of a BE cloned
+from the running one from the running /boot (a clone has the same files);
+destroy and rename remove / move the entry and its directory.
+
+The one-shot is the LoaderEntryOneShot EFI variable, which systemd-boot
+itself deletes when it boots it: a true one-shot (`oneshot_expires`), even
+for a BE that dies before userspace.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Optional
+
+from ..errors import OperationFailed
+from ..model import BootEnv
+from ..zfs.run import CommandFailed, Runner
+from .base import Bootloader
+from .kernels import check_kernel, probe_boot, version_key
+
+LOADER_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+ENTRY_PREFIX = "bootenv-"
+
+
+def read_efi_string(path: str) -> Optional[str]:
+    """An EFI variable file (4 attribute bytes, then UTF-16LE, NUL-ended)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()[4:]
+    except OSError:
+        return None
+    return data.decode("utf-16-le", "replace").rstrip("\0") or None
+
+
+class SystemdBootBootloader(Bootloader):
+    name = "systemd-boot"
+    needs_mount = True
+    oneshot = True
+
+    def __init__(
+        self,
+        *,
+        esp: Optional[str] = None,
+        root: str = "/",
+        cmdline_file: str = "/etc/kernel/cmdline",
+        efivars: str = "/sys/firmware/efi/efivars",
+        runner: Optional[Runner] = None,
+    ):
+        super().__init__(root=root, runner=runner)
+        self._esp = esp
+        self.cmdline_file = cmdline_file
+        self.efivars = efivars
+
+    @property
+    def oneshot_expires(self) -> bool:
+        return True
+
+    @property
+    def esp(self) -> str:
+        if self._esp is None:
+            try:
+                self._esp = self.runner.run(["bootctl", "--print-esp-path"]).stdout.strip()
+            except CommandFailed:
+                self._esp = next((p for p in ("/boot/efi", "/efi", "/boot") if os.path.isdir(os.path.join(p, "loader"))), "/boot/efi")
+        return self._esp
+
+    def entry_id(self, name: str) -> str:
+        return f"{ENTRY_PREFIX}{name}.conf"
+
+    def entry_path(self, name: str) -> str:
+        return os.path.join(self.esp, "loader", "entries", self.entry_id(name))
+
+    def kernel_dir(self, name: str) -> str:
+        return os.path.join(self.esp, "bootenv", name)
+
+    # ------------------------------------------------------------ EFI variables
+
+    def _efi(self, var: str) -> Optional[str]:
+        return read_efi_string(os.path.join(self.efivars, f"{var}-{LOADER_GUID}"))
+
+    def _be_of_entry(self, be_root: str, entry: Optional[str]) -> Optional[str]:
+        if entry and entry.startswith(ENTRY_PREFIX) and entry.endswith(".conf"):
+            return f"{be_root}/{entry[len(ENTRY_PREFIX):-len('.conf')]}"
+        return None
+
+    def next_boot(self, be_root: str, bootfs: Optional[str]) -> Optional[str]:
+        return (
+            self._be_of_entry(be_root, self._efi("LoaderEntryOneShot"))
+            or self._be_of_entry(be_root, self._efi("LoaderEntryDefault"))
+            or bootfs
+        )
+
+    def default_boot(self, be_root: str, bootfs: Optional[str]) -> Optional[str]:
+        return self._be_of_entry(be_root, self._efi("LoaderEntryDefault")) or bootfs
+
+    # ------------------------------------------------------------ entries
+
+    def _cmdline(self, dataset: str) -> str:
+        try:
+            with open(self.cmdline_file, encoding="utf-8") as f:
+                words = f.read().split()
+        except OSError:
+            words = ["ro"]
+        words = [w for w in words if not w.startswith(("root=", "BOOT_IMAGE="))]
+        return " ".join([f"root=ZFS={dataset}", *words])
+
+    def install(self, be: BootEnv, boot_dir: str, version: str) -> None:
+        """Copy `version`'s kernel and initrd from `boot_dir` to the ESP and
+        write the BE's loader entry (older copies of the BE are removed)."""
+        dest = self.kernel_dir(be.name)
+        os.makedirs(dest, exist_ok=True)
+        files = [f"vmlinuz-{version}"]
+        initrd = f"initrd.img-{version}"
+        if os.path.exists(os.path.join(boot_dir, initrd)):
+            files.append(initrd)
+        try:
+            for name in files:
+                tmp = os.path.join(dest, f".{name}.tmp")
+                shutil.copyfile(os.path.join(boot_dir, name), tmp)
+                os.replace(tmp, os.path.join(dest, name))
+            for stale in os.listdir(dest):
+                if stale not in files:
+                    os.unlink(os.path.join(dest, stale))
+        except OSError as exc:
+            raise OperationFailed(f"copy the kernel of {be.name} to the ESP: {exc}") from exc
+        title = " ".join((be.title or be.name).split())
+        lines = [
+            f"title   {title} (bootenv {be.name})",
+            f"version {version}",
+            f"linux   /bootenv/{be.name}/vmlinuz-{version}",
+        ]
+        if len(files) > 1:
+            lines.append(f"initrd  /bootenv/{be.name}/{initrd}")
+        lines.append(f"options {self._cmdline(be.dataset)}")
+        path = self.entry_path(be.name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(path + ".tmp", path)
+
+    # ------------------------------------------------------------ phases
+
+    def mid_activate(self, be: BootEnv, mountpoint: Optional[str]) -> None:
+        layout = probe_boot(self.runner, self.root, self.running)
+        shared = self.path("/", "boot")
+        version = check_kernel(be.name, self.path(mountpoint), layout, shared)
+        boot_dir = shared if layout.shared else self.path(mountpoint, "boot")
+        self.install(be, boot_dir, version)
+
+    def post_activate(self, be: BootEnv) -> None:
+        self.runner.run(["bootctl", "set-default", self.entry_id(be.name)], mutating=True)
+
+    def set_oneshot(self, be: BootEnv) -> None:
+        self.runner.run(["bootctl", "set-oneshot", self.entry_id(be.name)], mutating=True)
+
+    def clear_oneshot(self) -> None:
+        self.runner.run(["bootctl", "set-oneshot", ""], mutating=True)
+
+    def post_create(self, be: BootEnv) -> None:
+        if not (self.running and be.origin_be and self.be_root and f"{self.be_root}/{be.origin_be}" == self.running):
+            return  # cloned from another BE: its entry is written when it is activated
+        from .kernels import kernel_versions, module_versions
+
+        boot_dir = self.path("/", "boot")
+        have = set(module_versions(self.root))
+        usable = [v for v in kernel_versions(boot_dir) if v in have]
+        if usable:
+            self.install(be, boot_dir, max(usable, key=version_key))
+
+    def post_destroy(self, name: str) -> None:
+        for path in (self.entry_path(name),):
+            if os.path.exists(path):
+                os.unlink(path)
+        shutil.rmtree(self.kernel_dir(name), ignore_errors=True)
+
+    def post_rename(self, old: str, new: str) -> None:
+        old_entry, new_entry = self.entry_path(old), self.entry_path(new)
+        if os.path.isdir(self.kernel_dir(old)):
+            os.replace(self.kernel_dir(old), self.kernel_dir(new))
+        if os.path.exists(old_entry):
+            with open(old_entry, encoding="utf-8") as f:
+                text = f.read()
+            dataset_old = f"{self.be_root}/{old}"
+            text = text.replace(f"/bootenv/{old}/", f"/bootenv/{new}/").replace(
+                f"root=ZFS={dataset_old}", f"root=ZFS={self.be_root}/{new}"
+            ).replace(f"(bootenv {old})", f"(bootenv {new})")
+            with open(new_entry, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.unlink(old_entry)
+        if self._efi("LoaderEntryDefault") == self.entry_id(old):
+            self.runner.run(["bootctl", "set-default", self.entry_id(new)], mutating=True)
