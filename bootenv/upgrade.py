@@ -227,14 +227,14 @@ class Upgrader:
         clone = self._create(prepared, before=False)
         name = clone.name
         self.say(f"Running {prepared.request.text} in the new boot environment {name}...")
-        start = self.timer()
         try:
             with self.chroot(self.engine, name) as root:
+                start = self.timer()
                 status = self.packages.run(prepared.request, root.path)
+                seconds = self.timer() - start
         except BaseException:
             self._discard(name)
             raise
-        seconds = self.timer() - start
         if status != 0:
             destroyed = self._discard(name)
             outcome = Outcome(SANDBOX, name, False, status, destroyed=destroyed, apt_seconds=seconds)
