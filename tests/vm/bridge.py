@@ -101,8 +101,11 @@ def parse_junit(path: Path) -> dict[tuple[str, str], CaseResult]:
                 outcome = "xfailed" if child.get("type") == "pytest.xfail" else "skipped"
                 message = child.get("message", "")
                 parts.insert(0, text)
-            elif child.tag in ("system-out", "system-err") and text:
-                parts.append(f"--- {child.tag} ---\n{text}")
+            elif child.tag in ("system-out", "system-err"):
+                # pytest frames captured output with "---- Captured Out ----" lines.
+                body = "\n".join(l for l in text.splitlines() if not (l.startswith("---") and l.endswith("---")))
+                if body.strip():
+                    parts.append(f"--- guest {child.tag} ---\n{body.strip()}")
         if key in cases and cases[key].outcome != "passed" and outcome == "passed":
             continue  # a test's teardown error is a second testcase element
         cases[key] = CaseResult(outcome, message, "\n".join(p for p in parts if p))

@@ -24,7 +24,8 @@ apt-get -q update
 stamp "kernel + base"
 "${APT[@]}" install linux-image-amd64 linux-headers-amd64 \
   systemd udev kmod util-linux e2fsprogs gdisk dpkg-dev \
-  python3 python3-apt python3-venv grub-pc procps iproute2 less
+  python3 python3-apt python3-venv grub-pc procps iproute2 less zstd \
+  rsync dosfstools cpio
 KVER=$(ls /lib/modules | sort -V | tail -n1)
 echo "$KVER" >/etc/bootenv-vm-kernel
 stamp "kernel is $KVER"
@@ -46,6 +47,7 @@ stamp "venv"
 /usr/bin/python3 -m venv --system-site-packages /opt/bootenv-venv
 /opt/bootenv-venv/bin/pip install -q --no-index --find-links /tmp/wheels -r /tmp/wheels/requirements.lock
 /opt/bootenv-venv/bin/python -c 'import libzfs_core, apt_pkg, typer, tabulate, pytest, hypothesis'
+
 
 stamp "clean"
 apt-get clean
