@@ -265,8 +265,8 @@ def three_options(name: str) -> list[str]:
     return [
         f"The upgrade is done in boot environment {name}; the running system has not changed.",
         "Now either:",
-        f"  1. reboot now, choose {name} in the boot menu, check it, and then make it permanent:",
-        f"       reboot            (then, running {name}: bootenv activate {name})",
+        f"  1. reboot into {name} once to check it, and keep it if it works:",
+        f"       bootenv activate --once {name} && reboot      (then, on {name}: bootenv confirm)",
         f"  2. make {name} the default now and reboot into it:",
         f"       bootenv activate {name} && reboot",
         "  3. keep working and do 1 or 2 later (or throw the upgrade away):",

@@ -144,7 +144,8 @@ def test_sandbox_success_prints_three_options(engine, zfs, runner):
     assert not os.path.exists(os.path.join(clone_paths[0], POLICY_RC_D))
     text = "\n".join(outcome.lines)
     assert "the running system has not changed" in text
-    assert "reboot" in outcome.lines[3] and f"bootenv activate {name}" in outcome.lines[3]
+    assert f"bootenv activate --once {name} && reboot" in outcome.lines[3]
+    assert "bootenv confirm" in outcome.lines[3]
     assert f"bootenv activate {name} && reboot" in text
     assert f"bootenv destroy {name}" in text
     assert [line.strip()[:2] for line in outcome.lines if line.strip()[:2] in ("1.", "2.", "3.")] == ["1.", "2.", "3."]
