@@ -59,24 +59,26 @@ GRUB_WRITABLE = frozenset({"ext2", "ext3", "ext4", "vfat", "fat", "msdos"})
 
 
 def parse_grubenv(text: str) -> dict[str, str]:
-    """Given a GRUB environment block, return its variables (values
-    unescaped as grub-editenv writes them: backslash, newline)."""
+    """Given a GRUB environment block, return its variables. grub-editenv
+    writes `name=value` lines, a backslash before a backslash or a newline
+    in the value; `#` lines (the header and the padding) are not variables."""
     out: dict[str, str] = {}
-    for line in text.split("\n"):
-        if not line or line.startswith("#"):
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] == "#" or text[i] == "\n":
+            end = text.find("\n", i)
+            i = n if end < 0 else end + 1
             continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            continue
-        chars, i = [], 0
-        while i < len(value):
-            if value[i] == "\\" and i + 1 < len(value):
+        chars: list[str] = []
+        while i < n and text[i] != "\n":
+            if text[i] == "\\" and i + 1 < n:
                 i += 1
-                chars.append("\n" if value[i] == "n" else value[i])
-            else:
-                chars.append(value[i])
+            chars.append(text[i])
             i += 1
-        out[key] = "".join(chars)
+        i += 1
+        key, sep, value = "".join(chars).partition("=")
+        if sep:
+            out[key] = value
     return out
 
 

@@ -55,8 +55,24 @@ def env_of(driver):
 
 
 def test_parse_grubenv_unescapes():
-    text = "# GRUB Environment Block\nsaved_entry=a\\\\b\\nc\nnext_entry=1\n" + "#" * 900
+    text = "# GRUB Environment Block\nsaved_entry=a\\\\b\\\nc\nnext_entry=1\n" + "#" * 900
     assert parse_grubenv(text) == {"saved_entry": "a\\b\nc", "next_entry": "1"}
+
+
+def test_emulation_matches_the_real_grub_editenv(tmp_path):
+    """grub-editenv (grub-common) writes what parse_grubenv and the tests'
+    emulation agree on."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("grub-editenv"):
+        pytest.skip("grub-editenv (grub-common) not installed")
+    real, fake = str(tmp_path / "real"), str(tmp_path / "fake")
+    subprocess.run(["grub-editenv", real, "create"], check=True)
+    subprocess.run(["grub-editenv", real, "set", "bootenv_once=new", "odd=a\\b\nc"], check=True)
+    write_grubenv(fake, {"bootenv_once": "new", "odd": "a\\b\nc"})
+    assert open(real).read() == open(fake).read()
+    assert parse_grubenv(open(real).read()) == {"bootenv_once": "new", "odd": "a\\b\nc"}
 
 
 def test_activate_sets_default_with_grub_editenv(zfs, clock, mnt, sysroot):
