@@ -16,7 +16,7 @@ lzc_list_children raise NotImplementedError.
 from __future__ import annotations
 
 import errno as _errno
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from .base import (
     CrossPool,
@@ -32,6 +32,7 @@ from .base import (
     SnapshotHeld,
     ZfsError,
     ZfsUnavailable,
+    pool_of,
 )
 from .cli import ZfsCommands
 
@@ -88,6 +89,39 @@ LZC_NATIVE_PROPS: dict[str, dict[str, int] | None] = {
     "exec": _INDEX_ON_OFF,
     "setuid": _INDEX_ON_OFF,
 }
+
+
+# Channel programs (Lua, run in the kernel through lzc_channel_program):
+# in-process property reads and user-property writes, where the zfs command
+# would cost a process. argv[1] is the dataset, then property names (get)
+# or name, value pairs (set). zfs.sync.set_prop takes user properties only;
+# every pair is checked before any is set, so a refusal changes nothing.
+_ZCP_GET = b"""
+local argv = (...)["argv"]
+local out = {}
+for i = 2, #argv do
+  local value = zfs.get_prop(argv[1], argv[i])
+  if value ~= nil then out[argv[i]] = value end
+end
+return out
+"""
+_ZCP_SET = b"""
+local argv = (...)["argv"]
+for i = 2, #argv, 2 do
+  local err = zfs.check.set_prop(argv[1], argv[i], argv[i + 1])
+  if err ~= 0 then return err end
+end
+for i = 2, #argv, 2 do
+  zfs.sync.set_prop(argv[1], argv[i], argv[i + 1])
+end
+return 0
+"""
+# Native properties the get program reads exactly as `zfs get -p` prints
+# them (plain numbers); others, and "mounted" (not a kernel property), go
+# through ZfsCommands.
+ZCP_NATIVE_GET = frozenset(
+    {"used", "referenced", "usedbydataset", "usedbysnapshots", "usedbychildren", "createtxg", "creation"}
+)
 
 
 def _text(value: Any) -> str | None:
@@ -158,7 +192,42 @@ class LzcZfs(ZfsCommands):
         held = self._call("lzc_get_holds", _b(snapshot), name=snapshot)
         return frozenset(_text(tag) or "" for tag in held)
 
+    def get_props(self, name: str, props: Sequence[str]) -> dict[str, str]:
+        if not props or not all(":" in p or p in ZCP_NATIVE_GET for p in props):
+            return super().get_props(name, props)
+        try:
+            got = self.lzc.lzc_channel_program_nosync(
+                _b(pool_of(name)), _ZCP_GET, params=[_b(name), *(_b(p) for p in props)]
+            )
+        except Exception:  # missing dataset, bad name, old kernel: let zfs say
+            return super().get_props(name, props)
+        return {_text(k) or "": _text(v) or "" for k, v in (got or {}).items()}
+
     # -- mutations
+
+    def set_props(self, name: str, props: Mapping[str, str]) -> None:
+        if not props or not all(":" in k for k in props):
+            return super().set_props(name, props)
+        if self._refuse("lzc_channel_program set_prop", name, *(f"{k}={v}" for k, v in props.items())):
+            return
+        params = [_b(name)]
+        for key, value in props.items():
+            params += [_b(key), _b(value)]
+        try:
+            err = self.lzc.lzc_channel_program(_b(pool_of(name)), _ZCP_SET, params=params)
+        except Exception:
+            err = -1
+        if err != 0:  # refused (nothing was set): let zfs report exactly why
+            super().set_props(name, props)
+
+    def inherit(self, name: str, prop: str) -> None:
+        if ":" in prop and not self.runner.dry_run:
+            try:
+                self.lzc.lzc_inherit(_b(name), _b(prop))
+                return
+            except Exception:  # not in this libzfs_core, or refused: let zfs say
+                pass
+        super().inherit(name, prop)
 
     def snapshot(self, names: Iterable[str], props: Mapping[str, str] | None = None) -> None:
         names = list(names)

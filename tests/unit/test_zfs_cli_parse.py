@@ -615,3 +615,36 @@ def test_unmount_of_an_unmounted_filesystem(cmds, zfs):
     cmds.reply("zfs", "list", stderr="cannot open 'p/b': dataset does not exist\n", rc=1)
     with pytest.raises(DatasetNotFound):
         zfs.unmount("p/b")
+
+
+def test_lzc_props_through_channel_programs(lzc, cmds):
+    backend, mod = lzc
+    mod.lzc_channel_program_nosync = lambda pool, prog, params: mod.calls.append(("nosync", pool, params)) or {
+        b"org.bootenv:title": b"t",
+        b"used": 4096,
+    }
+    mod.lzc_channel_program = lambda pool, prog, params: mod.calls.append(("sync", pool, params)) or 0
+    assert backend.get_props("p/a", ["org.bootenv:title", "used", "org.bootenv:unset"]) == {
+        "org.bootenv:title": "t",
+        "used": "4096",
+    }
+    assert mod.calls[-1] == ("nosync", b"p", [b"p/a", b"org.bootenv:title", b"used", b"org.bootenv:unset"])
+    backend.set_props("p/a", {"org.bootenv:state": "pending", "org.bootenv:kind": "apt"})
+    assert mod.calls[-1] == ("sync", b"p", [b"p/a", b"org.bootenv:state", b"pending", b"org.bootenv:kind", b"apt"])
+    assert cmds.calls == []
+    # Native properties the programs do not handle go to the zfs command.
+    cmds.reply("zfs", "get", stdout="mounted\tno\n")
+    assert backend.get_props("p/a", ["mounted"]) == {"mounted": "no"}
+    backend.set_props("p/a", {"canmount": "noauto"})
+    assert cmds.calls == [
+        ["zfs", "get", "-H", "-p", "-o", "property,value", "mounted", "p/a"],
+        ["zfs", "set", "canmount=noauto", "p/a"],
+    ]
+
+
+def test_lzc_refused_channel_program_lets_zfs_report(lzc, cmds):
+    backend, mod = lzc
+    mod.lzc_channel_program = lambda pool, prog, params: 22  # EINVAL from zfs.check.set_prop
+    cmds.reply("zfs", "set", stderr="cannot set property for 'p/a': invalid property 'bad:'\n", rc=1)
+    with pytest.raises(InvalidProperty):
+        backend.set_props("p/a", {"bad:": "x"})
