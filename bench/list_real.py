@@ -12,7 +12,7 @@ lzc_create: in-process, unmounted), times, side by side and in one run:
     cli    ZfsCommands.list(ROOT, user_props=bootenv's)      (one zfs process)
     lzc    LzcZfs.list(ROOT, user_props=bootenv's)           (the same call)
 
-and prints the median of REPEAT runs of each, and the ratios to raw.
+and prints the median of REPEAT interleaved runs of each, and the ratios to raw.
 Environment: BOOTENV_TEST_POOL (default betest), REPEAT (default 5).
 """
 
@@ -33,16 +33,6 @@ from bootenv.zfs.lzc import LzcZfs  # noqa: E402
 POOL = os.environ.get("BOOTENV_TEST_POOL", "betest")
 REPEAT = int(os.environ.get("REPEAT", "5"))
 SIZES = (10, 100)
-
-
-def timed(fn, repeat: int = REPEAT) -> tuple[float, object]:
-    times = []
-    result = None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def build_tree(lzc, root: str, count: int) -> None:
@@ -74,12 +64,19 @@ def main() -> int:
         root = f"{POOL}/bench-list{count}"
         build_tree(lzc, root, count)
         raw_argv = ["zfs", "list", "-H", "-p", "-r", "-t", "filesystem", root]
-        t_raw, out = timed(lambda: subprocess.run(raw_argv, capture_output=True, text=True, check=True).stdout)
-        n_raw = len(out.splitlines())
-        t_cli, got = timed(lambda: cli.list(root, user_props=USER_PROPS))
-        n_cli = len(got)
-        t_lzc, got = timed(lambda: lzcb.list(root, user_props=USER_PROPS))
-        assert n_raw == n_cli == len(got) == count, (n_raw, n_cli, len(got), count)
+        runs = {
+            "raw": lambda: subprocess.run(raw_argv, capture_output=True, text=True, check=True).stdout.splitlines(),
+            "cli": lambda: cli.list(root, user_props=USER_PROPS),
+            "lzc": lambda: lzcb.list(root, user_props=USER_PROPS),
+        }
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        for _ in range(REPEAT):  # interleaved, so drift hits all three alike
+            for label, fn in runs.items():
+                start = time.perf_counter()
+                n = len(fn())
+                times[label].append(time.perf_counter() - start)
+                assert n == count, (label, n, count)
+        t_raw, t_cli, t_lzc = (statistics.median(times[k]) for k in ("raw", "cli", "lzc"))
         rows.append((count, t_raw, t_cli, t_lzc))
         subprocess.run(["zfs", "destroy", "-r", root], check=True)
 
