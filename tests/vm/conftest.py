@@ -23,6 +23,22 @@ import bridge  # noqa: E402
 collect_ignore = ["guest", "image", ".out", "image.py", "harness.py", "demo.py", "bridge.py"]
 
 _RUN: "bridge.GuestRun | None" = None
+_SELECTED: "list[str] | None" = None  # guest node IDs, when -k/-m/IDs chose a subset
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """`pytest tests/vm -k promote` runs only the chosen tests in the guest."""
+    global _SELECTED
+    guest_items = [item for item in items
+                   if item.name.startswith("test_in_guest[") and hasattr(item, "callspec")]
+    if not guest_items:
+        return
+    chosen = [item.callspec.params["nodeid"] for item in guest_items]
+    listed = guest_items[0].module.GUEST_IDS
+    whole_run = any(item.name == "test_guest_run" for item in items)
+    if len(chosen) < len(listed) or not whole_run:
+        _SELECTED = chosen
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +46,7 @@ def guest_run() -> "bridge.GuestRun":
     """The one guest boot of this session (started by the first test using it)."""
     global _RUN
     if _RUN is None:
-        _RUN = bridge.boot_and_run(bridge.guest_paths())
+        _RUN = bridge.boot_and_run(_SELECTED or bridge.guest_paths())
     return _RUN
 
 

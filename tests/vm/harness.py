@@ -159,6 +159,7 @@ def run_guest(
 def _boot(argv: list[str], run_dir: Path, timeout: float, live: bool) -> GuestResult:
     start = time.monotonic()
     ready_at = None
+    ended = False
     timed_out = False
     buf = bytearray()
     pending = b""
@@ -188,7 +189,10 @@ def _boot(argv: list[str], run_dir: Path, timeout: float, live: bool) -> GuestRe
                 if ready_at is None and READY in line:
                     ready_at = time.monotonic() - start
                     _say(f"guest ready after {ready_at:.1f} s")
-                if live and not line.startswith(("BOOTENV-VM-", "bootenv-vm: powering")):
+                if "BOOTENV-VM-CMD-END" in line:
+                    ended = True
+                # Live: the boot and the command; not the markers nor the power-off chatter.
+                if live and not ended and not line.startswith("BOOTENV-VM-"):
                     sys.stdout.write(line + "\n")
                     sys.stdout.flush()
     finally:
@@ -201,7 +205,7 @@ def _boot(argv: list[str], run_dir: Path, timeout: float, live: bool) -> GuestRe
                 proc.wait()
         if pending:
             log.write(pending)
-            if live:
+            if live and not ended:
                 sys.stdout.write(pending.decode(errors="replace") + "\n")
         log.close()
     total = time.monotonic() - start
