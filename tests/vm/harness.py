@@ -20,6 +20,7 @@ runs a few times slower than on metal.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import select
 import shlex
@@ -137,7 +138,28 @@ def run_guest(
             raise HarnessError(f"no guest image at {img}: run `make vm-image`")
     script = command if isinstance(command, str) else shlex.join(command)
 
-    run_dir = Path(run_dir).resolve()
+    run_dir, lock = _claim_run_dir(Path(run_dir).resolve())
+    with lock:
+        return _run_in(img, script, run_dir, Path(tree).resolve(), disks, disk_size, timeout, live, memory, smp)
+
+
+def _claim_run_dir(run_dir: Path):
+    """Lock run_dir for this run; if another run (same checkout, another
+    engineer) holds it, use run_dir-PID instead of clobbering it."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    for candidate in (run_dir, run_dir.with_name(f"{run_dir.name}-{os.getpid()}")):
+        lock = open(candidate.with_name(candidate.name + ".lock"), "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            _say(f"{candidate} is in use by another run")
+            continue
+        return candidate, lock
+    raise HarnessError(f"cannot lock a run dir next to {run_dir}")
+
+
+def _run_in(img, script, run_dir, tree, disks, disk_size, timeout, live, memory, smp) -> GuestResult:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     (run_dir / "out").mkdir(parents=True)
@@ -151,7 +173,7 @@ def run_guest(
             path = Path(dtmp) / f"disk{i + 1}.qcow2"
             subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), disk_size], check=True)
             disk_paths.append(path)
-        argv = qemu_argv(img, run_dir, Path(tree).resolve(), disk_paths, memory, smp)
+        argv = qemu_argv(img, run_dir, tree, disk_paths, memory, smp)
         (run_dir / "qemu.argv").write_text(shlex.join(argv) + "\n")
         return _boot(argv, run_dir, timeout, live)
 
