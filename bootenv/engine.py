@@ -37,6 +37,7 @@ from .model import (
     BootEnv,
     Snapshot,
     validate_be_name,
+    validate_title,
 )
 from .plan import Plan
 from .zfs.base import Dataset, ZfsBackend, ZfsError, parent_of, pool_of
@@ -222,6 +223,7 @@ class Engine:
         if name is None:
             name = self._unique_name(scan, self.default_name(kind))
         validate_be_name(name)
+        validate_title(title)
         target = f"{self.be_root}/{name}"
         if target in scan.datasets or self.zfs.exists(target):
             raise BeExists(f"boot environment {name!r} already exists")
@@ -513,8 +515,7 @@ class Engine:
         """Plan setting a BE's title. Raise BeNotFound."""
         scan = self.scan()
         top = self._top(scan, name)
-        if "\t" in title or "\n" in title:
-            raise UsageError("a title may not contain tabs or newlines")
+        validate_title(title)
         plan = Plan(f"Set the title of {name}")
         plan.add(f"set {PROP_TITLE}={title!r} on {top.name}", lambda: self.zfs.set_props(top.name, {PROP_TITLE: title}))
         return plan

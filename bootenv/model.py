@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import InvalidBeName
+from .errors import InvalidBeName, UsageError
 
 PROP_NS = "org.bootenv:"
 PROP_TITLE = PROP_NS + "title"
@@ -66,6 +66,19 @@ def validate_be_name(name: str) -> str:
             f"invalid boot environment name {name!r}: use letters, digits and _ . : -"
         )
     return name
+
+
+MAX_TITLE_LEN = 1024  # well inside ZFS's 8 KiB user-property value limit
+
+
+def validate_title(title: str) -> str:
+    """Given a BE title from the user, return it. Raise UsageError if it
+    would break the one-line-per-BE outputs (-H, the GRUB menu)."""
+    if any(ch in title for ch in "\t\n\r") or not title.isprintable():
+        raise UsageError("a title may not contain tabs, newlines or control characters")
+    if len(title) > MAX_TITLE_LEN:
+        raise UsageError(f"a title is at most {MAX_TITLE_LEN} characters")
+    return title
 
 
 @dataclass(frozen=True)

@@ -330,3 +330,13 @@ def test_set_metadata_only_in_our_namespace(engine, zfs):
         engine.set_metadata("ck", {"canmount": "on"})
     with pytest.raises(BeNotFound):
         engine.set_metadata("ghost", {PROP_STATE: "failed"})
+
+
+@pytest.mark.parametrize("title", ["two\nlines", "tab\there", "bell\a", "x" * 2000])
+def test_titles_that_break_one_line_outputs_are_refused(engine, zfs, title):
+    before = datasets(zfs)
+    with pytest.raises(UsageError):
+        engine.plan_create("ck", title=title)
+    with pytest.raises(UsageError):
+        engine.plan_describe("debian", title)
+    assert datasets(zfs) == before
