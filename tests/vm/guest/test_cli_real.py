@@ -159,7 +159,9 @@ def test_bad_input_changes_nothing(system):
         result = system.bootenv(*args)
         assert result.exit_code == code, (args, result.output)
         assert result.stderr.startswith("bootenv: ") and result.stderr.count("\n") == 1
-    system.ok("activate", "ck")
+    assert tree(system.base) == before
+    system.ok("activate", "ck")  # promotes: debian@ck becomes ck@ck
+    before = tree(system.base)
     result = system.bootenv("destroy", "-y", "ck")  # boots next
     assert result.exit_code == 4
     assert tree(system.base) == before
