@@ -8,7 +8,7 @@ POOL=betest
 DISK=/dev/vdb
 
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
-run() { printf '\033[36m$ %s\033[0m\n' "$*"; "$@"; }
+run() { printf '\033[36m$'; printf ' %q' "$@"; printf '\033[0m\n'; "$@"; }
 bootenv() { python3 -m bootenv "$@"; }
 
 say "A pool with one boot environment, as a root-on-ZFS installer makes it:"
@@ -36,7 +36,7 @@ run zpool get -H -o value bootfs "$POOL"
 say "The running BE cannot be destroyed:"
 if run bootenv destroy -y debian; then echo "UNEXPECTED: destroyed the running BE"; exit 1; fi
 
-say "Pretend we rebooted into before-upgrade; now debian can go (its snapshot moves by promote):"
+say "Pretend we rebooted into before-upgrade (activate promoted it, so debian is now its clone); debian can go:"
 export BOOTENV_RUNNING="$POOL/ROOT/before-upgrade"
 run bootenv destroy -y debian
 run bootenv list
