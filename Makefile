@@ -11,7 +11,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 export BOOTENV_VM_CACHE ?= /var/cache/bootenv-vm
 
-HOST_PACKAGES := python3-venv python3-apt
+HOST_PACKAGES := python3-venv python3-apt dpkg-dev grub-common
 VM_HOST_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs zstd dpkg-dev
 
 .PHONY: all test test-fast test-vm demo vm-image deps vm-deps venv bench clean

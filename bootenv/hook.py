@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Callable, Mapping, Optional
 
 from .apt.packages import ENV_DRIVEN
+from .model import make_title
 
 ENV_SWITCH = "BOOTENV_HOOK"  # "off" disables the hook
 ENV_STATE = "BOOTENV_HOOK_STATE"  # where the last run is remembered (tests)
@@ -161,7 +162,7 @@ def pre_invoke(
         be = engine.plan_create(
             None,
             kind="hook",
-            title=f"before {frontend.cmdline} ({when})",
+            title=make_title(f"before {frontend.cmdline} ({when})"),
             command=frontend.cmdline,
             state="pending",
         ).execute()

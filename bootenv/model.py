@@ -81,6 +81,13 @@ def validate_title(title: str) -> str:
     return title
 
 
+def make_title(text: str) -> str:
+    """Given generated text (a command line), return a valid title:
+    control characters become spaces, and it is cut to MAX_TITLE_LEN."""
+    clean = "".join(ch if ch.isprintable() else " " for ch in text)
+    return clean if len(clean) <= MAX_TITLE_LEN else clean[: MAX_TITLE_LEN - 3] + "..."
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """A snapshot of a BE's top dataset."""

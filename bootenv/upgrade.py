@@ -34,7 +34,7 @@ from .apt.model import AptError, AptPlan, AptRequest, check_space
 from .apt.packages import PackageManager
 from .chroot import Chroot, sigint_deferred
 from .errors import BootenvError, UsageError
-from .model import PROP_PACKAGES, PROP_STATE
+from .model import PROP_PACKAGES, PROP_STATE, make_title
 
 IN_PLACE = "in-place"
 SANDBOX = "sandbox"
@@ -153,7 +153,7 @@ class Upgrader:
 
     def _title(self, prepared: Prepared, before: bool) -> str:
         when = datetime.fromtimestamp(self.engine.clock()).strftime("%Y-%m-%d %H:%M")
-        return f"{'before ' if before else ''}{prepared.request.text} ({when})"
+        return make_title(f"{'before ' if before else ''}{prepared.request.text} ({when})")
 
     def _create(self, prepared: Prepared, before: bool):
         be = self.engine.plan_create(

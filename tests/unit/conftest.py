@@ -65,3 +65,26 @@ def engine(zfs, boot, clock, tmp_path) -> Engine:
 def datasets(zfs: FakeZfs, root: str = "rpool") -> list[str]:
     """Every dataset name under `root`, snapshots included, sorted."""
     return sorted(d.name for d in zfs.list(root, snapshots=True))
+
+
+@pytest.fixture
+def state(tmp_path):
+    """A fake root-on-ZFS pool kept in a JSON file, for the CLI to load."""
+    fake = FakeZfs(clock=Clock())
+    build_system(fake)
+    path = tmp_path / "pool.json"
+    fake.save(path)
+    return path
+
+
+@pytest.fixture
+def env(state, tmp_path):
+    """The environment a CLI run gets: the fake pool, a private lock, a
+    recording bootloader (its log: tmp_path/boot.log)."""
+    return {
+        "BOOTENV_ZFS": f"fake:{state}",
+        "BOOTENV_LOCK": str(tmp_path / "bootenv.lock"),
+        "BOOTENV_BOOTLOADER": f"recording:{tmp_path / 'boot.log'}",
+        "BOOTENV_BE_ROOT": None,
+        "BOOTENV_RUNNING": None,
+    }

@@ -22,7 +22,7 @@ from bootenv.apt.model import (
 from bootenv.apt.packages import AptPackages
 from tests.debs import Deb, FakeAptRoot, build_repo
 
-apt_pkg = pytest.importorskip("apt_pkg")
+import apt_pkg  # noqa: E402  (python3-apt; `make deps` installs it: a missing one fails, never skips)
 
 HELLO1 = Deb("hello", "1.0", files={"usr/share/hello/v": "1" * 5000})
 HELLO2 = Deb("hello", "2.0", files={"usr/share/hello/v": "2" * 9000}, installed_kib=10)

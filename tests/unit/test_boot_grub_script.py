@@ -216,7 +216,6 @@ def test_without_bootenv_emits_nothing(setup):
     assert setup.run(BOOTENV_COMMAND="bootenv-not-installed") == ""
 
 
-@pytest.mark.skipif(not shutil.which("grub-script-check"), reason="grub-script-check (grub-common) not installed")
 def test_output_passes_grub_script_check(setup, tmp_path):
     setup.be("debian", running=True, kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
     for n, title in enumerate(HOSTILE):

@@ -36,7 +36,7 @@ def setup(tmp_path, zfs, clock):
 
 def test_create_writes_an_entry_and_copies_the_kernel(setup):
     engine, driver, tools, esp, mnt = setup
-    engine.plan_create("new", title='my "new"\nthing').execute()
+    engine.plan_create("new", title='my "new" thing').execute()
     entry = (esp / "loader" / "entries" / "bootenv-new.conf").read_text()
     assert entry == (
         'title   my "new" thing (bootenv new)\n'

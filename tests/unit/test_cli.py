@@ -25,26 +25,6 @@ from .conftest import Clock, build_system
 
 
 @pytest.fixture
-def state(tmp_path):
-    fake = FakeZfs(clock=Clock())
-    build_system(fake)
-    path = tmp_path / "pool.json"
-    fake.save(path)
-    return path
-
-
-@pytest.fixture
-def env(state, tmp_path):
-    return {
-        "BOOTENV_ZFS": f"fake:{state}",
-        "BOOTENV_LOCK": str(tmp_path / "bootenv.lock"),
-        "BOOTENV_BOOTLOADER": f"recording:{tmp_path / 'boot.log'}",
-        "BOOTENV_BE_ROOT": None,
-        "BOOTENV_RUNNING": None,
-    }
-
-
-@pytest.fixture
 def run(env):
     runner = CliRunner()
 

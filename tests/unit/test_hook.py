@@ -127,15 +127,6 @@ def test_find_frontend_on_this_machine():
 
 
 @pytest.fixture
-def state(tmp_path):
-    fake = FakeZfs(clock=Clock())
-    build_system(fake)
-    path = tmp_path / "pool.json"
-    fake.save(path)
-    return path
-
-
-@pytest.fixture
 def run(state, tmp_path, no_chroot):
     env = {
         "BOOTENV_ZFS": f"fake:{state}",

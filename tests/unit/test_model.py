@@ -34,3 +34,12 @@ def test_invalid_names_say_why(name, reason):
     with pytest.raises(InvalidBeName, match=reason) as err:
         validate_be_name(name)
     assert err.value.exit_code == EXIT_USAGE
+
+
+def test_make_title_cleans_and_clips_generated_text():
+    from bootenv.model import MAX_TITLE_LEN, make_title, validate_title
+
+    assert make_title("apt install\tfoo\n") == "apt install foo "
+    long = make_title("apt install " + "pkg " * 1000)
+    assert len(long) == MAX_TITLE_LEN and long.endswith("...")
+    assert validate_title(long) == long

@@ -26,15 +26,6 @@ from bootenv.zfs.fake import FakeZfs
 from .conftest import Clock, build_system
 
 
-@pytest.fixture
-def state(tmp_path):
-    fake = FakeZfs(clock=Clock())
-    build_system(fake)
-    path = tmp_path / "pool.json"
-    fake.save(path)
-    return path
-
-
 class Machine:
     """A fake root-on-ZFS machine: runs bootenv commands, reboots."""
 

@@ -21,26 +21,6 @@ from .recording_runner import RecordingRunner
 
 
 @pytest.fixture
-def state(tmp_path):
-    fake = FakeZfs(clock=Clock())
-    build_system(fake)
-    path = tmp_path / "pool.json"
-    fake.save(path)
-    return path
-
-
-@pytest.fixture
-def env(state, tmp_path):
-    return {
-        "BOOTENV_ZFS": f"fake:{state}",
-        "BOOTENV_LOCK": str(tmp_path / "bootenv.lock"),
-        "BOOTENV_BOOTLOADER": f"recording:{tmp_path / 'boot.log'}",
-        "BOOTENV_BE_ROOT": None,
-        "BOOTENV_RUNNING": None,
-    }
-
-
-@pytest.fixture
 def apt(monkeypatch, tmp_path):
     """The fake package manager the CLI gets; tests set its behaviour."""
     box = {"packages": FakePackages(), "runner": RecordingRunner()}
