@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 import click
 import typer
@@ -151,6 +152,28 @@ def root(
 # ---------------------------------------------------------------- helpers
 
 
+def require_root(settings: Settings, what: str = "change boot environments") -> None:
+    """Refuse a change without root (a fake pool needs none)."""
+    if settings.needs_root() and os.geteuid() != 0:
+        raise NotRoot(f"only root can {what} (try sudo)")
+
+
+def invocation() -> str:
+    """The command line as the user typed it, for the lock and metadata."""
+    return "bootenv " + shlex.join(sys.argv[1:])
+
+
+@contextmanager
+def changing(ctx: typer.Context, what: str = "change boot environments") -> Iterator[Settings]:
+    """Root check, then hold the bootenv lock while the body changes things."""
+    from .lock import exclusive
+
+    settings = _settings(ctx)
+    require_root(settings, what)
+    with exclusive(command=invocation()):
+        yield settings
+
+
 def _apply(
     ctx: typer.Context,
     build: Callable[[object], Plan],
@@ -162,17 +185,11 @@ def _apply(
 ) -> object:
     """Build a plan under the lock, show it, ask if it destroys anything
     (or `ask` is given), then execute it with progress. Return its result."""
-    from .lock import exclusive
-
-    settings = _settings(ctx)
-    if not dry_run and settings.needs_root() and os.geteuid() != 0:
-        raise NotRoot("only root can change boot environments (try sudo)")
-    command = "bootenv " + shlex.join(sys.argv[1:])
     if dry_run:
-        plan = build(settings.engine())
+        plan = build(_settings(ctx).engine())
         _show(plan, prefix="would ")
         return None
-    with exclusive(command=command):
+    with changing(ctx) as settings:
         plan = build(settings.engine())
         if not quiet or plan.destroys:
             _show(plan)
@@ -241,7 +258,7 @@ def create(
     """Checkpoint a BE (the running one by default): snapshot + clone."""
     from . import output
 
-    command = "bootenv " + shlex.join(sys.argv[1:])
+    command = invocation()
     be = _apply(
         ctx,
         lambda engine: engine.plan_create(name, source=source, title=title, command=command),
@@ -322,12 +339,7 @@ def mount(
     path: Optional[str] = typer.Argument(None, help="Where (default /run/bootenv/NAME)."),
 ) -> None:
     """Mount a boot environment (with its child datasets) to look inside."""
-    from .lock import exclusive
-
-    settings = _settings(ctx)
-    if settings.needs_root() and os.geteuid() != 0:
-        raise NotRoot("only root can mount boot environments (try sudo)")
-    with exclusive():
+    with changing(ctx, "mount boot environments") as settings:
         where = settings.engine().mount(name, path)
     click.echo(where)
 
@@ -335,12 +347,7 @@ def mount(
 @app.command()
 def unmount(ctx: typer.Context, name: str = typer.Argument(..., help="The BE.")) -> None:
     """Unmount a boot environment mounted with 'bootenv mount'."""
-    from .lock import exclusive
-
-    settings = _settings(ctx)
-    if settings.needs_root() and os.geteuid() != 0:
-        raise NotRoot("only root can unmount boot environments (try sudo)")
-    with exclusive():
+    with changing(ctx, "unmount boot environments") as settings:
         settings.engine().unmount(name)
 
 

@@ -14,15 +14,13 @@ enough space, no network) happens before any dataset is created.
 
 from __future__ import annotations
 
-import os
-import shlex
 import sys
 from typing import List
 
 import click
 import typer
 
-from .errors import BootenvError, NotRoot, UsageError
+from .errors import BootenvError, UsageError
 
 UPGRADE_HELP = {
     "dist-upgrade": "Upgrade every package, installing and removing as needed, under a checkpoint.",
@@ -90,7 +88,6 @@ def run_apt(
     """Plan, show, ask and carry out one apt request."""
     from . import cli
     from .apt.model import AptError, AptRequest
-    from .lock import exclusive
     from .upgrade import IN_PLACE, SANDBOX, Upgrader
 
     request = AptRequest(action, tuple(packages))
@@ -98,9 +95,10 @@ def run_apt(
         raise UsageError("-s/--sandbox and --in-place cannot be combined")
     mode = SANDBOX if sandbox else IN_PLACE if in_place else None
     settings = cli._settings(ctx)
-    if not dry_run and settings.needs_root() and os.geteuid() != 0:
-        raise NotRoot("only root can change packages and boot environments (try sudo)")
-    command = "bootenv " + shlex.join(sys.argv[1:]) if sys.argv[1:] else request.text
+    what = "change packages and boot environments"
+    if not dry_run:
+        cli.require_root(settings, what)
+    command = cli.invocation() if sys.argv[1:] else request.text
     upgrader = Upgrader(settings.engine(), open_packages(), chroot=open_chroot(settings), say=_say)
 
     if dry_run:
@@ -112,7 +110,7 @@ def run_apt(
         click.echo("Dry run: nothing changed.")
         return
 
-    with exclusive(command=command):
+    with cli.changing(ctx, what):
         prepared = upgrader.prepare(request, mode=mode, update=not no_update, command=command)
         for line in prepared.describe():
             click.echo(line)

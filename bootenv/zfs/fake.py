@@ -41,7 +41,6 @@ from .base import (
     NoSpace,
     NotAClone,
     SnapshotHeld,
-    ZfsError,
     ZfsUnavailable,
     pool_of,
 )

@@ -21,7 +21,6 @@ from bootenv.errors import (
 from bootenv.lock import exclusive
 from bootenv.zfs.fake import FakeZfs
 
-from .conftest import Clock, build_system
 
 
 @pytest.fixture

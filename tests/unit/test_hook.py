@@ -13,7 +13,6 @@ from bootenv.hook import Frontend, find_frontend, in_chroot, post_invoke, pre_in
 from bootenv.lock import exclusive
 from bootenv.zfs.fake import FakeZfs
 
-from .conftest import Clock, build_system
 
 APT = Frontend(100, "4242", "boot-1", "apt-get upgrade")
 UU = Frontend(200, "5151", "boot-1", "/usr/bin/python3 /usr/bin/unattended-upgrade")

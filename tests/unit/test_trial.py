@@ -12,7 +12,6 @@ Two bootloader models:
 from __future__ import annotations
 
 import json
-import os
 import stat
 
 import pytest
@@ -23,7 +22,6 @@ from bootenv.boot.recording import RecordingBootloader
 from bootenv.errors import EXIT_FAILURE, EXIT_REFUSED
 from bootenv.zfs.fake import FakeZfs
 
-from .conftest import Clock, build_system
 
 
 class Machine:

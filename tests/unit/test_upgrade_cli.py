@@ -16,7 +16,6 @@ from bootenv.chroot import Chroot
 from bootenv.errors import EXIT_ABORTED, EXIT_BUSY, EXIT_FAILURE, EXIT_PERMISSION, EXIT_REFUSED, EXIT_USAGE
 from bootenv.zfs.fake import FakeZfs
 
-from .conftest import Clock, build_system
 from .recording_runner import RecordingRunner
 
 
@@ -211,7 +210,7 @@ def test_usage_errors(run, state, apt, args):
 
 
 def test_non_root_refused(run, env, apt, monkeypatch):
-    monkeypatch.setattr(cli_apt.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
     env["BOOTENV_ZFS"] = "cli"
     result = run("dist-upgrade", "-y")
     assert result.exit_code == EXIT_PERMISSION

@@ -5,7 +5,6 @@ Real processes (small scripts written to tmp_path), no mocks of subprocess.
 
 from __future__ import annotations
 
-import os
 import stat
 import sys
 
