@@ -39,15 +39,10 @@ from bootenv.upgrade import IN_PLACE, SANDBOX, Upgrader  # noqa: E402
 
 
 def fake_engine(tmpdir: str) -> Engine:
-    from bootenv.zfs.fake import MiB, FakeZfs
+    from bootenv.zfs.fake import FakeZfs
+    from bootenv.zfs.fake_shell import root_on_zfs
 
-    zfs = FakeZfs()
-    zfs.create_pool("rpool", {"mountpoint": "none", "canmount": "off"})
-    zfs.create("rpool/ROOT", {"mountpoint": "none", "canmount": "off"})
-    zfs.create("rpool/ROOT/debian", {"mountpoint": "/", "canmount": "noauto"})
-    zfs.write("rpool/ROOT/debian", 1024 * MiB)
-    zfs.mount("rpool/ROOT/debian", "/")
-    zfs.pool_set("rpool", "bootfs", "rpool/ROOT/debian")
+    zfs = root_on_zfs(FakeZfs(), data_mib=1024)
     return Engine(zfs, mount_base=tmpdir)
 
 

@@ -28,16 +28,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from bootenv.engine import Engine  # noqa: E402
 from bootenv.model import USER_PROPS  # noqa: E402
 from bootenv.zfs.fake import MiB, FakeZfs  # noqa: E402
+from bootenv.zfs.fake_shell import root_on_zfs  # noqa: E402
 
 
 def build(bes: int, snaps: int) -> FakeZfs:
-    zfs = FakeZfs()
-    zfs.create_pool("rpool", {"mountpoint": "none", "canmount": "off"})
-    zfs.create("rpool/ROOT", {"mountpoint": "none", "canmount": "off"})
-    zfs.create("rpool/ROOT/debian", {"mountpoint": "/", "canmount": "noauto"})
-    zfs.write("rpool/ROOT/debian", 64 * MiB)
-    zfs.mount("rpool/ROOT/debian", "/")
-    zfs.pool_set("rpool", "bootfs", "rpool/ROOT/debian")
+    zfs = root_on_zfs(FakeZfs())
     for i in range(1, bes):
         name = f"rpool/ROOT/be{i:04d}"
         if i % 2:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Sequence
 
 from .base import ZfsError
 from .fake import FakeZfs, MiB
@@ -27,15 +28,21 @@ def _human(n: int) -> str:
     return str(n)
 
 
-def init(state: Path, root: str, deep: list[str], shared: list[str], data_mib: int, *, force: bool) -> FakeZfs:
-    """Build a root-on-ZFS system: pool, BE root (canmount=off,
-    mountpoint=none), the running BE mounted at / with data, bootfs set."""
-    if state.exists() and not force:
-        raise SystemExit(f"{state} exists (use --force to replace it)")
+def root_on_zfs(
+    z: FakeZfs,
+    root: str = "rpool/ROOT/debian",
+    *,
+    deep: Sequence[str] = (),
+    shared: Sequence[str] = (),
+    data_mib: int = 64,
+) -> FakeZfs:
+    """Given an empty fake, build a root-on-ZFS system as Debian installers
+    make it: pool, BE root (canmount=off, mountpoint=none), the running BE
+    `root` mounted at / with data (`deep` children below it), `shared`
+    datasets outside the BE root, and the pool's bootfs set. Return `z`."""
     if root.count("/") < 2:
-        raise SystemExit(f"--root must look like POOL/ROOT/NAME, not {root!r}")
+        raise ValueError(f"the root must look like POOL/ROOT/NAME, not {root!r}")
     pool, be_root = root.split("/", 1)[0], root.rsplit("/", 1)[0]
-    z = FakeZfs()
     z.create_pool(pool, {"mountpoint": "/", "canmount": "off"})
     _create_parents(z, be_root, {"canmount": "off", "mountpoint": "none"})
     z.create(be_root, {"canmount": "off", "mountpoint": "none"})
@@ -59,6 +66,17 @@ def init(state: Path, root: str, deep: list[str], shared: list[str], data_mib: i
         if mp.startswith("/"):
             z.mount(name, mp)
     z.pool_set(pool, "bootfs", root)
+    return z
+
+
+def init(state: Path, root: str, deep: list[str], shared: list[str], data_mib: int, *, force: bool) -> FakeZfs:
+    """`init`: build a root-on-ZFS system (root_on_zfs) into a state file."""
+    if state.exists() and not force:
+        raise SystemExit(f"{state} exists (use --force to replace it)")
+    try:
+        z = root_on_zfs(FakeZfs(), root, deep=deep, shared=shared, data_mib=data_mib)
+    except ValueError as exc:
+        raise SystemExit(f"--root: {exc}") from None
     z.save(state)
     return z
 

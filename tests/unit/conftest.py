@@ -7,7 +7,8 @@ import pytest
 
 from bootenv.boot.recording import RecordingBootloader
 from bootenv.engine import Engine
-from bootenv.zfs.fake import MiB, FakeZfs
+from bootenv.zfs.fake import FakeZfs
+from bootenv.zfs.fake_shell import root_on_zfs
 
 
 class Clock:
@@ -24,20 +25,10 @@ class Clock:
 
 
 def build_system(zfs: FakeZfs, *, deep: bool = False, data_mib: int = 64) -> None:
-    """Given an empty fake, make a typical root-on-ZFS Debian pool."""
-    zfs.create_pool("rpool", {"mountpoint": "none", "canmount": "off"})
-    zfs.create("rpool/ROOT", {"mountpoint": "none", "canmount": "off"})
-    zfs.create("rpool/ROOT/debian", {"mountpoint": "/", "canmount": "noauto"})
-    zfs.write("rpool/ROOT/debian", data_mib * MiB)
-    zfs.mount("rpool/ROOT/debian", "/")
-    if deep:
-        zfs.create("rpool/ROOT/debian/var")
-        zfs.write("rpool/ROOT/debian/var", 8 * MiB)
-        zfs.mount("rpool/ROOT/debian/var", "/var")
-    zfs.create("rpool/home", {"mountpoint": "/home"})
-    zfs.write("rpool/home", 16 * MiB)
-    zfs.mount("rpool/home", "/home")
-    zfs.pool_set("rpool", "bootfs", "rpool/ROOT/debian")
+    """Given an empty fake, make a typical root-on-ZFS Debian pool:
+    rpool/ROOT/debian running (with /var as a child when `deep`), rpool/home
+    shared."""
+    root_on_zfs(zfs, deep=["var"] if deep else [], shared=["home"], data_mib=data_mib)
 
 
 @pytest.fixture
@@ -88,3 +79,23 @@ def env(state, tmp_path):
         "BOOTENV_BE_ROOT": None,
         "BOOTENV_RUNNING": None,
     }
+
+
+@pytest.fixture
+def run(env):
+    """Run the CLI in process with `env`: run("create", "x") -> Result."""
+    from typer.testing import CliRunner
+
+    from bootenv import cli
+
+    runner = CliRunner()
+
+    def invoke(*args, input=None):
+        return runner.invoke(cli.app, list(args), env=env, input=input)
+
+    return invoke
+
+
+def pool(state) -> list[str]:
+    """Every dataset in the fake pool kept at `state`, snapshots included."""
+    return sorted(d.name for d in FakeZfs.load(state).list("rpool", snapshots=True))

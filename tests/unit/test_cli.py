@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from bootenv import cli
 from bootenv.errors import (
@@ -19,22 +18,8 @@ from bootenv.errors import (
     EXIT_USAGE,
 )
 from bootenv.lock import exclusive
-from bootenv.zfs.fake import FakeZfs
 
-
-
-@pytest.fixture
-def run(env):
-    runner = CliRunner()
-
-    def invoke(*args, input=None):
-        return runner.invoke(cli.app, list(args), env=env, input=input)
-
-    return invoke
-
-
-def pool(state) -> list[str]:
-    return sorted(d.name for d in FakeZfs.load(state).list("rpool", snapshots=True))
+from .conftest import pool
 
 
 def test_version(run):

@@ -7,15 +7,21 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from bootenv import cli, cli_apt
 from bootenv.apt.fake import FakePackages, fake_plan
 from bootenv.apt.model import AptLocked, HeldPackages, UnknownPackage, UpdateFailed
 from bootenv.chroot import Chroot
-from bootenv.errors import EXIT_ABORTED, EXIT_BUSY, EXIT_FAILURE, EXIT_PERMISSION, EXIT_REFUSED, EXIT_USAGE
-from bootenv.zfs.fake import FakeZfs
+from bootenv.errors import (
+    EXIT_ABORTED,
+    EXIT_BUSY,
+    EXIT_FAILURE,
+    EXIT_PERMISSION,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+)
 
+from .conftest import pool
 from .recording_runner import RecordingRunner
 
 
@@ -30,20 +36,6 @@ def apt(monkeypatch, tmp_path):
         lambda settings: lambda engine, name: Chroot(engine, name, runner=box["runner"], path=str(tmp_path / "mnt" / name)),
     )
     return box
-
-
-@pytest.fixture
-def run(env):
-    runner = CliRunner()
-
-    def invoke(*args, input=None):
-        return runner.invoke(cli.app, list(args), env=env, input=input)
-
-    return invoke
-
-
-def pool(state) -> list[str]:
-    return sorted(d.name for d in FakeZfs.load(state).list("rpool", snapshots=True))
 
 
 def bes(run):
