@@ -27,7 +27,8 @@ import sys
 import threading
 from typing import Callable, Iterator, Mapping, Optional, Sequence
 
-from .errors import OperationFailed
+from .errors import BootenvError, OperationFailed
+from .zfs.base import ZfsError
 from .zfs.run import CommandFailed, CommandNotFound, Runner, default_runner
 
 BINDS = ("/dev", "/proc", "/sys", "/run")
@@ -204,7 +205,7 @@ class Chroot:
                 text, undo = self._undo.pop()
                 try:
                     undo()
-                except Exception as exc:  # keep undoing the rest
+                except (BootenvError, ZfsError, OSError) as exc:  # keep undoing the rest
                     failures.append(f"{text}: {exc}")
         if failures:
             message = "could not clean up the chroot: " + "; ".join(failures)
