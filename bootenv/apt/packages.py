@@ -61,9 +61,12 @@ class AptPackages:
         self.runner = runner
         self.echo = echo
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, root: Optional[str] = None) -> dict[str, str]:
+        """apt-get's environment. APT_CONFIG names a file on this system:
+        chrooted into a BE (`root`) it would point apt at a path that does
+        not exist there (apt refuses to start), so it is left out."""
         env = {ENV_DRIVEN: "1"}
-        if self.apt_config:
+        if self.apt_config and not root:
             env["APT_CONFIG"] = self.apt_config
         return env
 
@@ -94,7 +97,7 @@ class AptPackages:
     def run(self, request: AptRequest, root: Optional[str] = None) -> int:
         from ..chroot import run_live
 
-        status, _ = run_live(self.argv(request, root), runner=self.runner, env=self._env())
+        status, _ = run_live(self.argv(request, root), runner=self.runner, env=self._env(root))
         return status
 
 
