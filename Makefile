@@ -14,7 +14,7 @@ export BOOTENV_VM_CACHE ?= /var/cache/bootenv-vm
 HOST_PACKAGES := python3-venv python3-apt dpkg-dev grub-common
 VM_HOST_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs zstd dpkg-dev
 
-.PHONY: all test test-fast test-vm demo vm-image deps vm-deps venv bench clean
+.PHONY: all test test-fast test-vm test-boots demo vm-image vm-rootdisk deps vm-deps venv bench clean
 
 all: test
 
@@ -50,8 +50,18 @@ clean:
 vm-image: venv vm-deps
 	$(VPY) tests/vm/image.py build
 
+# The root-on-ZFS disk that boots through GRUB (tests/vm/rootdisk.py; ~7 min
+# once, cached beside the image): for real reboots and tests/vm/guest_rootdisk.
+vm-rootdisk: vm-image
+	$(VPY) tests/vm/rootdisk.py build
+
 test-vm: vm-image
 	$(VPY) -m pytest tests/vm
+
+# Real reboots through GRUB (tests/vm/test_boots.py): activate, trial boots,
+# fallback. Live progress: .venv/bin/python tests/vm/boots.py run
+test-boots: vm-rootdisk
+	BOOTENV_VM_BOOTS=1 $(VPY) -m pytest tests/vm/test_boots.py
 
 demo: vm-image
 	$(VPY) tests/vm/demo.py

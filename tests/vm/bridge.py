@@ -31,7 +31,16 @@ def guest_paths() -> list[str]:
     chosen = os.environ.get("BOOTENV_VM_TESTS", "").split()
     if chosen:
         return chosen
-    return [p for p in ("tests/contract", "tests/vm/guest") if (REPO / p).is_dir()]
+    return [p for p in ("tests/contract", "tests/vm/guest", ROOTDISK_SUITE) if (REPO / p).is_dir()]
+
+
+# Guest tests under this dir get the root-on-ZFS disk (rootdisk.py) attached
+# as the last disk, its device in $BOOTENV_ROOTDISK.
+ROOTDISK_SUITE = "tests/vm/guest_rootdisk"
+
+
+def wants_rootdisk(paths: list[str]) -> bool:
+    return any(p.startswith(ROOTDISK_SUITE) for p in paths)
 
 
 def guest_command(paths: list[str]) -> str:
@@ -118,7 +127,8 @@ def tail(text: str, lines: int = 60) -> str:
 
 def boot_and_run(paths: list[str]) -> GuestRun:
     try:
-        result = harness.run_guest(guest_command(paths), run_dir=RUN_DIR, timeout=TIMEOUT, live=False)
+        result = harness.run_guest(guest_command(paths), run_dir=RUN_DIR, timeout=TIMEOUT, live=False,
+                                   rootdisk=wants_rootdisk(paths))
     except (harness.HarnessError, image.ImageError, OSError, subprocess.CalledProcessError) as e:
         return GuestRun(None, error=f"cannot run the guest: {e}")
     run = GuestRun(result, pytest_exit=result.exit_code)

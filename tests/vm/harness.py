@@ -53,6 +53,10 @@ class HarnessError(Exception):
     """The guest cannot be started (no qemu, no image)."""
 
 
+class RootDiskError(HarnessError):
+    """The root-on-ZFS disk cannot be built or is not there (rootdisk.py)."""
+
+
 @dataclass
 class GuestResult:
     """What one guest run left behind."""
@@ -84,7 +88,8 @@ class GuestResult:
         return None
 
 
-def qemu_argv(img: Path, run_dir: Path, tree: Path, disks: list[Path], memory: int, smp: int) -> list[str]:
+def qemu_argv(img: Path, run_dir: Path, tree: Path, disks: list[Path], memory: int, smp: int,
+              extra: list[Path] = ()) -> list[str]:
     meta = image.info(img)
     append = (
         f"root=/dev/vda rw console=ttyS0 init={meta['init']} panic=-1 "
@@ -106,9 +111,14 @@ def qemu_argv(img: Path, run_dir: Path, tree: Path, disks: list[Path], memory: i
         "-virtfs", f"local,path={tree},mount_tag=host1,security_model=none,multidevs=remap,readonly=on",
         "-device", "virtio-rng-pci",
     ]
-    for disk in disks:
+    for disk in [*disks, *extra]:
         argv += ["-drive", f"file={disk},if=virtio,format=qcow2,cache=unsafe"]
     return argv
+
+
+def guest_disk(index: int) -> str:
+    """The guest device of the index-th disk after the root image (0 -> /dev/vdb)."""
+    return "/dev/vd" + chr(ord("b") + index)
 
 
 def run_guest(
@@ -123,11 +133,19 @@ def run_guest(
     memory: int = 3072,
     smp: int = 2,
     build: bool = True,
+    rootdisk: bool = False,
+    extra_drives: list[Path] = (),
 ) -> GuestResult:
     """Boot the guest once and run `command` (a shell script string, or an
     argv) in it. `run_dir` is emptied and becomes the writable share; the
     guest's $OUT is run_dir/out. The console goes to run_dir/console.log
-    (and to stdout when `live`). Kill qemu after `timeout` seconds."""
+    (and to stdout when `live`). Kill qemu after `timeout` seconds.
+
+    `rootdisk`: also attach a fresh qcow2 overlay of the cached root-on-ZFS
+    disk (tests/vm/rootdisk.py; the cache never changes) as the LAST virtio
+    disk, its device exported to the command as $BOOTENV_ROOTDISK.
+    `extra_drives`: qcow2 files attached as they are after the blank disks
+    (the root disk build writes one)."""
     if not shutil.which(QEMU):
         raise HarnessError(f"{QEMU} is missing: run `make vm-deps`")
     if build:
@@ -137,10 +155,18 @@ def run_guest(
         if not image.is_built(img):
             raise HarnessError(f"no guest image at {img}: run `make vm-image`")
     script = command if isinstance(command, str) else shlex.join(command)
+    base = None
+    if rootdisk:
+        import rootdisk as rootdisk_mod  # tests/vm/rootdisk.py
+
+        base = rootdisk_mod.ensure() if build else rootdisk_mod.built_or_fail()
+        dev = guest_disk(disks + len(extra_drives))
+        script = f"export BOOTENV_ROOTDISK={dev}\n{script}"
 
     run_dir, lock = _claim_run_dir(Path(run_dir).resolve())
     with lock:
-        return _run_in(img, script, run_dir, Path(tree).resolve(), disks, disk_size, timeout, live, memory, smp)
+        return _run_in(img, script, run_dir, Path(tree).resolve(), disks, disk_size, timeout, live, memory, smp,
+                       list(extra_drives), base)
 
 
 def _claim_run_dir(run_dir: Path):
@@ -159,7 +185,8 @@ def _claim_run_dir(run_dir: Path):
     raise HarnessError(f"cannot lock a run dir next to {run_dir}")
 
 
-def _run_in(img, script, run_dir, tree, disks, disk_size, timeout, live, memory, smp) -> GuestResult:
+def _run_in(img, script, run_dir, tree, disks, disk_size, timeout, live, memory, smp,
+            extra_drives=(), rootdisk_base=None) -> GuestResult:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     (run_dir / "out").mkdir(parents=True)
@@ -173,7 +200,13 @@ def _run_in(img, script, run_dir, tree, disks, disk_size, timeout, live, memory,
             path = Path(dtmp) / f"disk{i + 1}.qcow2"
             subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), disk_size], check=True)
             disk_paths.append(path)
-        argv = qemu_argv(img, run_dir, tree, disk_paths, memory, smp)
+        extra = [Path(p) for p in extra_drives]
+        if rootdisk_base is not None:
+            overlay = Path(dtmp) / "rootdisk-overlay.qcow2"
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
+                            "-b", str(rootdisk_base), str(overlay)], check=True)
+            extra.append(overlay)
+        argv = qemu_argv(img, run_dir, tree, disk_paths, memory, smp, extra)
         (run_dir / "qemu.argv").write_text(shlex.join(argv) + "\n")
         return _boot(argv, run_dir, timeout, live)
 
@@ -268,6 +301,8 @@ def main(argv: list[str]) -> int:
     run.add_argument("--disks", type=int, default=1, help="blank virtio disks /dev/vdb... (default 1)")
     run.add_argument("--disk-size", default="4G")
     run.add_argument("--pool", action="store_true", help=f"create pool {TEST_POOL} on /dev/vdb first")
+    run.add_argument("--rootdisk", action="store_true",
+                     help="attach an overlay of the cached root-on-ZFS disk last ($BOOTENV_ROOTDISK in the guest)")
     run.add_argument("--timeout", type=float, default=1200)
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run dir (default {DEFAULT_OUT})")
     run.add_argument("--tree", type=Path, default=REPO, help="project tree to share (default: this checkout)")
@@ -284,8 +319,9 @@ def main(argv: list[str]) -> int:
         script = f"{CREATE_POOL} || exit 121\n{script}"
     try:
         result = run_guest(script, run_dir=args.out, tree=args.tree, disks=args.disks,
-                           disk_size=args.disk_size, timeout=args.timeout, live=not args.quiet)
-    except (HarnessError, image.ImageError) as e:
+                           disk_size=args.disk_size, timeout=args.timeout, live=not args.quiet,
+                           rootdisk=args.rootdisk)
+    except (HarnessError, image.ImageError, RootDiskError) as e:
         _say(str(e))
         return 125
     return 125 if result.exit_code is None else result.exit_code

@@ -1,0 +1,115 @@
+#!/bin/bash
+# Runs in the RUNNER guest (tests/vm/rootdisk.py build, through harness.py):
+# turns the blank disk $1 into a bootable root-on-ZFS Debian (BIOS GRUB)
+# that is a copy of the runner guest itself. The recipe is issue 5's
+# measured one, plus an ext4 /boot/grub (p2) so GRUB can write its
+# environment (the bootenv one-shot really expires; see bootenv/boot/grub.py).
+#
+#   p1 BIOS boot (core.img)   p2 ext4 /boot/grub   p3 pool rpool
+#   rpool/ROOT (canmount=off) / rpool/ROOT/debian (canmount=noauto, mountpoint=/), bootfs
+set -euxo pipefail
+DISK=$1
+HERE=$(cd "$(dirname "$0")" && pwd)
+TREE=${TREE:-/mnt/host/tree}
+T0=$(date +%s)
+stamp() { echo "=== rootdisk: $* (+$(( $(date +%s) - T0 )) s)"; }
+
+stamp "partitions on $DISK"
+sgdisk -Z "$DISK" >/dev/null
+sgdisk -a1 -n1:24K:+1000K -t1:EF02 -n2:0:+128M -t2:8300 -n3:0:0 -t3:BF00 "$DISK"
+udevadm settle || true
+partx -u "$DISK" 2>/dev/null || true
+for i in $(seq 50); do [ -b "${DISK}3" ] && break; sleep 0.2; done
+mkfs.ext4 -q -F -L bootgrub "${DISK}2"
+
+stamp "pool"
+zpool create -f -o ashift=12 -o compatibility=grub2 -o cachefile=none \
+  -O mountpoint=none -O canmount=off -O compression=lz4 \
+  -O acltype=posixacl -O xattr=sa -R /mnt/new rpool "${DISK}3"
+zfs create -o canmount=off -o mountpoint=none rpool/ROOT
+zfs create -o canmount=noauto -o mountpoint=/ rpool/ROOT/debian
+zfs mount rpool/ROOT/debian
+zpool set bootfs=rpool/ROOT/debian rpool
+
+stamp "copy the runner's root"
+# Trimmed: docs, man pages, locales, compilers and kernel sources (dkms has
+# built zfs.ko already), caches, the venv's pip.
+rsync -aHAX --numeric-ids \
+  --exclude=/proc/ --exclude=/sys/ --exclude=/dev/ --exclude=/run/ --exclude=/tmp/ --exclude=/mnt/ \
+  --exclude=/usr/share/doc/ --exclude=/usr/share/man/ --exclude=/usr/share/locale/ --exclude=/usr/share/info/ \
+  --exclude=/usr/src/ --exclude=/usr/lib/gcc/ --exclude=/var/cache/ --exclude=/var/log/ \
+  --exclude='/opt/bootenv-venv/lib/python3*/site-packages/pip/' \
+  --exclude=/lost+found/ \
+  / /mnt/new/
+R=/mnt/new
+mkdir -p $R/proc $R/sys $R/dev $R/run $R/tmp $R/mnt $R/var/cache/apt/archives/partial $R/var/log $R/boot/grub
+chmod 1777 $R/tmp
+stamp "copied: $(du -sxh $R | cut -f1)"
+
+mount "${DISK}2" $R/boot/grub
+for d in proc sys dev; do mount --rbind /$d $R/$d; done
+
+stamp "configure"
+UUID=$(blkid -s UUID -o value "${DISK}2")
+cat >$R/etc/fstab <<FSTAB
+# / is rpool/ROOT/<BE> (root=ZFS=, zfs-initramfs)
+UUID=$UUID /boot/grub ext4 defaults 0 2
+FSTAB
+echo bootenv-root >$R/etc/hostname
+printf '127.0.0.1 localhost\n127.0.1.1 bootenv-root\n' >$R/etc/hosts
+rm -f $R/usr/sbin/policy-rc.d $R/usr/local/sbin/bootenv-vm-init
+# bookworm's `systemd` without systemd-sysv: no /sbin/init nor reboot.
+ln -sf /lib/systemd/systemd $R/sbin/init
+for c in reboot poweroff halt shutdown; do ln -sf /bin/systemctl $R/sbin/$c; done
+echo 'root:bootenv' | chroot $R chpasswd
+
+mkdir -p $R/etc/bootenv/health.d
+cat >$R/etc/bootenv/bootenv.conf <<'CONF'
+# bootenv configuration (see bootenv(8))
+bootloader = grub
+CONF
+# bootenv itself: the tree's package, refreshed from the share by the boot
+# tests (tests/vm/boot/step.py); the disk build only seeds it.
+mkdir -p $R/opt/bootenv-src
+rsync -a --delete --exclude=__pycache__ "$TREE/bootenv/" $R/opt/bootenv-src/bootenv/
+install -m755 "$HERE/bootenv-wrapper" $R/usr/local/bin/bootenv
+install -m644 "$TREE"/contrib/systemd/*.service $R/etc/systemd/system/
+install -m755 "$TREE/contrib/grub.d/42_bootenv" $R/etc/grub.d/42_bootenv
+install -m755 "$HERE/bootenv-vmtest" $R/usr/local/sbin/bootenv-vmtest
+install -m644 "$HERE/bootenv-vmtest.service" $R/etc/systemd/system/bootenv-vmtest.service
+chroot $R systemctl enable bootenv-boot.service bootenv-confirm.service bootenv-vmtest.service serial-getty@ttyS0.service
+# Nothing periodic in a test VM.
+chroot $R systemctl disable apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
+  fstrim.timer e2scrub_reap.service getty@tty1.service || true
+
+cat >$R/etc/default/grub <<'GRUB'
+GRUB_DEFAULT=0
+GRUB_TIMEOUT=1
+GRUB_TIMEOUT_STYLE=menu
+GRUB_DISTRIBUTOR=Debian
+GRUB_CMDLINE_LINUX_DEFAULT=""
+GRUB_CMDLINE_LINUX="console=ttyS0,115200 panic=5 net.ifnames=0 systemd.show_status=1"
+GRUB_TERMINAL="serial console"
+GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
+GRUB_DISABLE_OS_PROBER=true
+GRUB_DISABLE_RECOVERY=true
+GRUB
+
+stamp "initramfs"
+KVER=$(cat $R/etc/bootenv-vm-kernel)
+chroot $R lsinitramfs /boot/initrd.img-$KVER | grep -q 'sbin/zpool$\|/zfs.ko' || { echo "no zfs in the initramfs" >&2; exit 1; }
+
+stamp "grub"
+chroot $R grub-probe /
+chroot $R grub-install --target=i386-pc "$DISK"
+chroot $R update-grub
+grep -n "root=ZFS=rpool/ROOT/debian" $R/boot/grub/grub.cfg | head -3
+grep -q "root=ZFS=rpool/ROOT/debian" $R/boot/grub/grub.cfg
+
+stamp "export"
+sync
+umount -R $R/proc $R/sys $R/dev 2>/dev/null || umount -lR $R/dev || true
+umount $R/boot/grub
+zfs umount rpool/ROOT/debian
+zpool export rpool
+stamp "done"
