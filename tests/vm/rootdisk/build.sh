@@ -97,19 +97,19 @@ GRUB
 
 stamp "initramfs"
 KVER=$(cat $R/etc/bootenv-vm-kernel)
-chroot $R lsinitramfs /boot/initrd.img-$KVER | grep -q 'sbin/zpool$\|/zfs.ko' || { echo "no zfs in the initramfs" >&2; exit 1; }
+chroot $R lsinitramfs /boot/initrd.img-$KVER >/tmp/initramfs.list
+grep -E '/zfs\.ko|sbin/zpool$' /tmp/initramfs.list || { echo "no zfs in the initramfs" >&2; exit 1; }
 
 stamp "grub"
 chroot $R grub-probe /
 chroot $R grub-install --target=i386-pc "$DISK"
 chroot $R update-grub
-grep -n "root=ZFS=rpool/ROOT/debian" $R/boot/grub/grub.cfg | head -3
+grep -n "root=ZFS=rpool/ROOT/debian" $R/boot/grub/grub.cfg
 grep -q "root=ZFS=rpool/ROOT/debian" $R/boot/grub/grub.cfg
 
 stamp "export"
 sync
 umount -R $R/proc $R/sys $R/dev 2>/dev/null || umount -lR $R/dev || true
 umount $R/boot/grub
-zfs umount rpool/ROOT/debian
 zpool export rpool
 stamp "done"
