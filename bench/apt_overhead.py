@@ -50,7 +50,7 @@ def real_engine(spec: str, be_root: str | None, running: str | None) -> Engine:
     from bootenv.boot.factory import open_bootloader
     from bootenv.zfs.factory import open_backend
 
-    return Engine(open_backend(spec), open_bootloader(None), be_root=be_root, running=running)
+    return Engine(open_backend(spec), open_bootloader(os.environ.get("BOOTENV_BOOTLOADER")), be_root=be_root, running=running)
 
 
 def measure(engine: Engine, mode: str, n: int, apt_seconds: float, fake: bool) -> tuple[float, float]:

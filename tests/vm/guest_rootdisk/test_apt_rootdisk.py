@@ -1,0 +1,54 @@
+"""Checkpointed apt on the cached root-on-ZFS disk (a full Debian bookworm:
+rpool/ROOT/debian), INSIDE the runner guest with the disk attached
+($BOOTENV_ROOTDISK). Same machinery as tests/vm/guest/test_apt_real.py
+(tests/vm/aptsys.py): the BE's own apt sources moved aside, the only
+source the test repository under /run, bootenv planning on the mounted
+"running" BE, apt chrooted into real clones.
+
+One chain, as an admin would do it: install hello 1.0 in a sandbox,
+"reboot" into that BE, then upgrade to 2.0 in a second sandbox; each BE
+keeps what it had."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from tests.vm.aptsys import HELLO1, HELLO2, AptSystem, build_test_repo, dpkg_version, mounts, only_test_sources, sh, zfs_get
+
+
+@pytest.fixture
+def rpool():
+    assert os.environ.get("BOOTENV_ROOTDISK"), "BOOTENV_ROOTDISK is not set: the root disk is not attached"
+    sh("zpool", "import", "-f", "-N", "-R", "/mnt/rpool", "rpool")
+    yield "rpool"
+    subprocess.run(["zpool", "export", "-f", "rpool"], check=False, capture_output=True)
+
+
+def test_full_debian_sandbox_install_then_upgrade(rpool, monkeypatch):
+    build_test_repo([HELLO1])
+    system = AptSystem("rpool/ROOT", monkeypatch)
+    try:
+        only_test_sources(system.mnt)
+        before_mounts = mounts()
+        out = system.ok("install", "-s", "-y", "hello").stdout
+        [first] = system.new_bes()
+        assert f"bootenv activate {first} && reboot" in out
+        assert zfs_get(f"rpool/ROOT/{first}", "org.bootenv:state") == "complete"
+        assert "hello" in zfs_get(f"rpool/ROOT/{first}", "org.bootenv:packages")
+        assert dpkg_version(system.mnt, "hello") is None  # the running BE did not change
+        assert mounts() == before_mounts
+
+        system.reboot_into(first)
+        build_test_repo([HELLO1, HELLO2])
+        system.ok("upgrade", "-s", "-y")
+        [second] = [n for n in system.new_bes() if n != "debian"]
+        assert zfs_get(f"rpool/ROOT/{second}", "org.bootenv:state") == "complete"
+        assert dpkg_version(system.mnt, "hello") == "1.0"
+        assert dpkg_version(system.look(second), "hello") == "2.0"
+        assert dpkg_version(system.look("debian"), "hello") is None
+        assert zfs_get(f"rpool/ROOT/{second}", "origin").startswith(f"rpool/ROOT/{first}@")
+    finally:
+        system.close()
