@@ -63,6 +63,6 @@ test-vm: vm-image
 test-boots: vm-rootdisk
 	BOOTENV_VM_BOOTS=1 $(VPY) -m pytest tests/vm/test_boots.py
 
-demo: vm-image
+demo: vm-rootdisk
 	$(VPY) tests/vm/demo.py
 # ---- end of VM targets -------------------------------------------------

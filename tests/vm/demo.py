@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """`make demo`: bootenv on a real OpenZFS pool, in a QEMU guest.
 
-Builds the guest image on first use (~15 min, cached under
-$BOOTENV_VM_CACHE), boots it with this checkout shared, and runs
-tests/vm/demo-guest.sh there with its output live on the terminal.
+Builds the guest image and the root-on-ZFS disk on first use (cached under
+$BOOTENV_VM_CACHE), boots the guest with this checkout shared and the disk
+attached, and runs tests/vm/demo_apt.py there (apt-clone's story on a real
+root-on-ZFS Debian) with its output on the terminal.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import image  # noqa: E402
 def main() -> int:
     try:
         result = harness.run_guest(
-            "bash tests/vm/demo-guest.sh",
+            "python3 tests/vm/demo_apt.py",
             run_dir=HERE / ".out" / "demo",
             disks=1,
-            timeout=900,
+            rootdisk=True,
+            timeout=1500,
             live=True,
         )
     except (harness.HarnessError, image.ImageError) as e:
