@@ -55,13 +55,13 @@ vm-image: venv vm-deps
 vm-rootdisk: vm-image
 	$(VPY) tests/vm/rootdisk.py build
 
-test-vm: vm-image
+test-vm: vm-rootdisk
 	$(VPY) -m pytest tests/vm
 
 # Real reboots through GRUB (tests/vm/test_boots.py): activate, trial boots,
 # fallback. Live progress: .venv/bin/python tests/vm/boots.py run
 test-boots: vm-rootdisk
-	BOOTENV_VM_BOOTS=1 $(VPY) -m pytest tests/vm/test_boots.py
+	$(VPY) -m pytest tests/vm/test_boots.py
 
 demo: vm-rootdisk
 	$(VPY) tests/vm/demo.py
