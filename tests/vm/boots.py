@@ -35,7 +35,7 @@ import harness  # noqa: E402
 import rootdisk  # noqa: E402
 
 RUN_DIR = HERE / ".out" / "boots"
-MAX_BOOTS = int(os.environ.get("BOOTENV_VM_MAX_BOOTS", "8"))
+MAX_BOOTS = int(os.environ.get("BOOTENV_VM_MAX_BOOTS", "9"))
 BOOT_TIMEOUT = float(os.environ.get("BOOTENV_VM_BOOT_TIMEOUT", "420"))
 
 

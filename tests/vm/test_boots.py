@@ -7,6 +7,8 @@ boot checks what the previous one armed and arms the next scenario):
     (d) activate g --once, confirm passes -> g is the default, and stays
     (b) activate hb --once, its health check fails -> the next boot is g, hb failed
     (c) activate dead --once, dead never comes up -> the next boot is g, dead failed
+    (e) install --in-place hello on g, activate the checkpoint + reboot ->
+        / is the checkpoint, hello is not installed there, g still has it
 
 A scenario that could not run (no qemu, no disk, a boot that never
 reported) FAILS, with the relevant boots' console tails.
@@ -23,6 +25,7 @@ SCENARIOS = {
     "b": "a trial whose health check fails falls back on the next boot",
     "c": "a trial BE that never comes up falls back on the next boot",
     "d": "a confirmed trial becomes the default and stays",
+    "e": "an in-place apt install rolls back by booting its checkpoint",
 }
 _RUN: "boots.BootsRun | None" = None
 

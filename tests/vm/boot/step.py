@@ -9,7 +9,7 @@ the GRUB environments, the bootenv units' states and journal), checks
 what the previous boot armed, arms the next scenario, and writes
 /mnt/host/out/boot-N/report.json plus next-action (reboot | poweroff).
 
-The chain (one run, 7 boots; boot 6 never comes up, by design):
+The chain (one run, 8 boots; boot 6 never comes up, by design):
   1 debian  refresh bootenv from the tree; create x; activate x           (a)
   2 x       check (a); create g; activate g --once                        (d)
   3 g       trial: confirm ran and passed -> g is the default; create hb
@@ -18,7 +18,12 @@ The chain (one run, 7 boots; boot 6 never comes up, by design):
   5 g       check (b) back on g, (d) g stays; create dead (its init exits);
             activate dead --once                                          (c)
   6 dead    never comes up (PID 1 exits -> panic -> reboot -> qemu ends)
-  7 g       check (c): back on g, dead marked failed; done
+  7 g       check (c): back on g, dead marked failed; `bootenv install
+            --in-place -y hello` (a local repository is the only apt source):
+            a checkpoint; hello on g, not in the checkpoint; activate the
+            checkpoint                                                    (e)
+  8 cp      check (e): / is the checkpoint, hello is not installed, g
+            still has it; done
 """
 
 from __future__ import annotations
@@ -35,7 +40,10 @@ TREE = f"{SHARE}/tree"
 OUT = f"{SHARE}/out"
 POOL = "rpool"
 BE_ROOT = "rpool/ROOT"
-LAST_BOOT = 7
+LAST_BOOT = 8
+# (e): the test repository, outside every BE (like tests/vm/aptsys.py)
+APT_REPO = "/run/bootenv-vmtest/repo"
+APT_ASIDE = ".bootenv-vmtest-aside"
 
 
 def sh(cmd: str, check: bool = False) -> dict:
@@ -173,6 +181,77 @@ class Step:
         self.check("c", not self.status("trial"), f"the trial is over (trial {self.status('trial')})")
         self.check("c", not self.once_pending(), "no one-shot left in bootenv.env")
         self.check("d", self.running == "g", "g still boots by default")
+        self.in_place_upgrade()
+
+    # (e) in place upgrade, then roll back by booting the checkpoint
+
+    def sources_aside(self, root: str = "") -> None:
+        """The BE's own apt sources aside; the test repository the only source."""
+        self.do(f"cd {root}/etc/apt && if [ -e sources.list ]; then mv sources.list sources.list{APT_ASIDE}; fi && "
+                f"for f in sources.list.d/*; do [ -e \"$f\" ] || continue; case $f in *{APT_ASIDE}) ;; *) mv \"$f\" \"$f{APT_ASIDE}\";; esac; done && "
+                f"echo 'deb [trusted=yes] file:{APT_REPO} ./' >sources.list")
+
+    def sources_back(self, root: str = "") -> None:
+        self.do(f"cd {root}/etc/apt && rm -f sources.list && "
+                f"for f in sources.list{APT_ASIDE} sources.list.d/*{APT_ASIDE}; do [ -e \"$f\" ] || continue; mv \"$f\" \"${{f%{APT_ASIDE}}}\"; done")
+
+    def bes(self) -> list[dict]:
+        return json.loads(self.do("bootenv list --json")["out"])
+
+    def in_place_upgrade(self) -> None:
+        sys.path.insert(0, TREE)
+        from pathlib import Path
+        from tests.debs import Deb, build_repo
+        self.check("e", sh("dpkg -s hello")["rc"] != 0, "hello is not installed on g before the upgrade")
+        before = {b["name"] for b in self.bes()}
+        self.do(f"rm -rf {APT_REPO}")
+        build_repo(Path(APT_REPO), [Deb("hello", "1.0", files={"/usr/share/hello/version": "1.0\n"})])
+        self.sources_aside()
+        try:
+            self.do("bootenv install --in-place -y hello")
+        finally:
+            self.sources_back()
+        new = [b for b in self.bes() if b["name"] not in before]
+        self.check("e", len(new) == 1, f"install --in-place made one new BE (new: {[b['name'] for b in new]})")
+        if len(new) != 1:
+            return
+        cp = new[0]
+        self.facts["checkpoint"] = cp
+        open(f"{OUT}/checkpoint", "w").write(cp["name"] + "\n")
+        self.check("e", cp["kind"] == "apt" and cp["state"] == "complete",
+                   f"the checkpoint {cp['name']} is kind=apt, state=complete (kind {cp['kind']}, state {cp['state']})")
+        self.check("e", "install" in (cp["title"] or "") and "hello" in (cp["title"] or ""),
+                   f"the checkpoint's title names the command (title {cp['title']!r})")
+        v = sh("dpkg-query -W -f '${Status} ${Version}' hello")["out"]
+        self.check("e", v == "install ok installed 1.0", f"hello 1.0 is installed on the running g (dpkg: {v!r})")
+        self.check("e", sh("cat /usr/share/hello/version")["out"] == "1.0\n", "hello's file is on the running g")
+        where = self.do(f"bootenv mount {cp['name']}")["out"].strip().splitlines()[-1]
+        try:
+            st = open(f"{where}/var/lib/dpkg/status").read()
+            self.check("e", "\nPackage: hello\n" not in "\n" + st and not os.path.exists(f"{where}/usr/share/hello/version"),
+                       f"the checkpoint {cp['name']} (mounted at {where}) does not have hello")
+        finally:
+            self.do(f"bootenv unmount {cp['name']}")
+        self.do(f"bootenv activate {cp['name']}")
+        nxt = json.loads(self.do("bootenv status --json")["out"]).get("next_boot")
+        self.check("e", nxt == cp["name"], f"status: the next boot is the checkpoint {cp['name']} (is {nxt})")
+
+    def stage8(self) -> None:
+        cp = open(f"{OUT}/checkpoint").read().strip()
+        self.check("e", self.facts["root"] == f"{BE_ROOT}/{cp}",
+                   f"after 'activate {cp}' and a reboot, / is the checkpoint {BE_ROOT}/{cp} (it is {self.facts['root']})")
+        r = sh("dpkg -s hello")
+        self.check("e", r["rc"] != 0, f"hello is not installed after the rollback (dpkg -s hello: rc {r['rc']})")
+        self.check("e", not os.path.exists("/usr/share/hello/version"), "hello's file is gone after the rollback")
+        # the checkpoint was taken while the test repository was the only source
+        self.sources_back()
+        self.do("cat /etc/apt/sources.list 2>/dev/null; ls /etc/apt/sources.list.d/")
+        where = self.do("bootenv mount g")["out"].strip().splitlines()[-1]
+        try:
+            v = sh(f"dpkg-query --admindir={where}/var/lib/dpkg -W -f '${{Status}} ${{Version}}' hello")["out"]
+            self.check("e", v == "install ok installed 1.0", f"g, where hello was installed, still has hello 1.0 (dpkg: {v!r})")
+        finally:
+            self.do("bootenv unmount g")
         self.next_action = "poweroff"
 
 
