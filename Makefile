@@ -12,7 +12,7 @@ VPY := $(VENV)/bin/python
 export BOOTENV_VM_CACHE ?= /var/cache/bootenv-vm
 
 HOST_PACKAGES := python3-venv python3-apt dpkg-dev grub-common
-VM_HOST_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs zstd dpkg-dev
+VM_HOST_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs zstd dpkg-dev ovmf
 
 .PHONY: all test test-fast test-vm test-boots demo vm-image vm-rootdisk deps vm-deps venv bench clean
 
@@ -58,8 +58,9 @@ vm-rootdisk: vm-image
 test-vm: vm-rootdisk
 	$(VPY) -m pytest tests/vm
 
-# Real reboots through GRUB (tests/vm/test_boots.py): activate, trial boots,
-# fallback. Live progress: .venv/bin/python tests/vm/boots.py run
+# Real reboots through GRUB (BIOS) and systemd-boot (UEFI, OVMF)
+# (tests/vm/test_boots.py): activate, trial boots, fallback, the apt hook,
+# dist-upgrade rollback. Live: .venv/bin/python tests/vm/boots.py run [CHAIN]
 test-boots: vm-rootdisk
 	$(VPY) -m pytest tests/vm/test_boots.py
 

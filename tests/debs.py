@@ -13,6 +13,7 @@ dpkg-scanpackages (dpkg-dev); nothing is installed on the host.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import textwrap
@@ -98,9 +99,12 @@ def build_deb(deb: Deb, outdir: Path) -> Path:
     return out
 
 
-def build_repo(repo: Path, debs: Iterable[Deb]) -> Path:
+def build_repo(repo: Path, debs: Iterable[Deb], origin: Optional[str] = None) -> Path:
     """Build every deb into `repo` and index them (a flat repository:
-    `deb [trusted=yes] file:REPO ./`). Return `repo`."""
+    `deb [trusted=yes] file:REPO ./`). Return `repo`. With `origin`, also
+    write an (unsigned) Release file naming it as Origin, Label and Suite:
+    what unattended-upgrades' Origins-Pattern matches on. Debs already in
+    `repo` stay in the index (publish 2.0 beside 1.0)."""
     repo.mkdir(parents=True, exist_ok=True)
     for deb in debs:
         build_deb(deb, repo)
@@ -113,7 +117,18 @@ def build_repo(repo: Path, debs: Iterable[Deb]) -> Path:
         env={**os.environ, "LC_ALL": "C"},
     ).stdout
     (repo / "Packages").write_text(index)
+    if origin:
+        (repo / "Release").write_text(release_file(index.encode(), origin))
     return repo
+
+
+def release_file(packages: bytes, origin: str) -> str:
+    """A flat repository's Release for its Packages index."""
+    digest = hashlib.sha256(packages).hexdigest()
+    return (
+        f"Origin: {origin}\nLabel: {origin}\nSuite: {origin}\nCodename: {origin}\n"
+        f"Date: Thu, 01 Jan 2026 00:00:00 UTC\nSHA256:\n {digest} {len(packages)} Packages\n"
+    )
 
 
 def sources_line(repo: Path) -> str:

@@ -211,58 +211,76 @@ def _run_in(img, script, run_dir, tree, disks, disk_size, timeout, live, memory,
         return _boot(argv, run_dir, timeout, live)
 
 
+@dataclass
+class QemuRun:
+    """What one qemu process did: wall seconds, whether the timeout ended
+    it, its exit status."""
+
+    seconds: float
+    timed_out: bool
+    returncode: int | None
+
+
+def stream_qemu(argv: list[str], log_path: Path, timeout: float, on_line=None) -> QemuRun:
+    """Run qemu (serial console on stdout) until it exits or `timeout`:
+    the console goes to `log_path` (CRs dropped) as it comes, and each
+    complete line to `on_line(line)`. qemu is always stopped on the way out."""
+    start = time.monotonic()
+    timed_out = False
+    pending = b""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            fd = proc.stdout.fileno()
+            while True:
+                left = start + timeout - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    break
+                ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+                if not ready:
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                chunk = chunk.replace(b"\r", b"")
+                log.write(chunk)
+                log.flush()
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                if on_line:
+                    for raw in lines:
+                        on_line(raw.decode(errors="replace"))
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if pending and on_line:
+                on_line(pending.decode(errors="replace"))
+    return QemuRun(time.monotonic() - start, timed_out, proc.returncode)
+
+
 def _boot(argv: list[str], run_dir: Path, timeout: float, live: bool) -> GuestResult:
     start = time.monotonic()
-    ready_at = None
-    ended = False
-    timed_out = False
-    buf = bytearray()
-    pending = b""
-    log = open(run_dir / "console.log", "wb")
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        fd = proc.stdout.fileno()
-        while True:
-            left = start + timeout - time.monotonic()
-            if left <= 0:
-                timed_out = True
-                break
-            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
-            if not ready:
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunk = chunk.replace(b"\r", b"")
-            log.write(chunk)
-            log.flush()
-            buf += chunk
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for raw in lines:
-                line = raw.decode(errors="replace")
-                if ready_at is None and READY in line:
-                    ready_at = time.monotonic() - start
-                    _say(f"guest ready after {ready_at:.1f} s")
-                if "BOOTENV-VM-CMD-END" in line:
-                    ended = True
-                # Live: the boot and the command; not the markers nor the power-off chatter.
-                if live and not ended and not line.startswith("BOOTENV-VM-"):
-                    sys.stdout.write(line + "\n")
-                    sys.stdout.flush()
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if pending:
-            log.write(pending)
-            if live and not ended:
-                sys.stdout.write(pending.decode(errors="replace") + "\n")
-        log.close()
+    seen = {"ready_at": None, "ended": False}
+
+    def on_line(line: str) -> None:
+        if seen["ready_at"] is None and READY in line:
+            seen["ready_at"] = time.monotonic() - start
+            _say(f"guest ready after {seen['ready_at']:.1f} s")
+        if "BOOTENV-VM-CMD-END" in line:
+            seen["ended"] = True
+        # Live: the boot and the command; not the markers nor the power-off chatter.
+        if live and not seen["ended"] and not line.startswith("BOOTENV-VM-"):
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    qemu = stream_qemu(argv, run_dir / "console.log", timeout, on_line)
+    ready_at, timed_out = seen["ready_at"], qemu.timed_out
     total = time.monotonic() - start
     code_file = run_dir / "out" / "exit-code"
     exit_code = None
@@ -272,12 +290,12 @@ def _boot(argv: list[str], run_dir: Path, timeout: float, live: bool) -> GuestRe
         pass
     result = GuestResult(
         exit_code=exit_code,
-        console=buf.decode(errors="replace"),
+        console=(run_dir / "console.log").read_text(errors="replace"),
         run_dir=run_dir,
         boot_seconds=ready_at,
         total_seconds=total,
         timed_out=timed_out,
-        qemu_returncode=proc.returncode,
+        qemu_returncode=qemu.returncode,
     )
     run_s = f"{total - ready_at:.1f} s" if ready_at is not None else "-"
     _say(

@@ -1,17 +1,12 @@
-"""Real reboots of the root-on-ZFS disk through GRUB (issue 5), one host
-test per scenario. ONE run boots the disk several times in a chain
+"""Real reboots of the root-on-ZFS disk, through GRUB (BIOS) and through
+systemd-boot (UEFI, OVMF): one host test per scenario (issues 4 and 5).
+Each chain is ONE run that boots the same cached disk several times
 (tests/vm/boots.py on the host, tests/vm/boot/step.py in the guest: each
-boot checks what the previous one armed and arms the next scenario):
+boot checks what the previous one armed and arms the next scenario; the
+chains' own docs: tests/vm/boot/chain_grub.py, chain_sdboot.py).
 
-    (a) activate x + reboot -> / is rpool/ROOT/x
-    (d) activate g --once, confirm passes -> g is the default, and stays
-    (b) activate hb --once, its health check fails -> the next boot is g, hb failed
-    (c) activate dead --once, dead never comes up -> the next boot is g, dead failed
-    (e) install --in-place hello on g, activate the checkpoint + reboot ->
-        / is the checkpoint, hello is not installed there, g still has it
-
-A scenario that could not run (no qemu, no disk, a boot that never
-reported) FAILS, with the relevant boots' console tails.
+A scenario that could not run (no qemu, no firmware, no disk, a boot that
+never reported) FAILS, with the relevant boots' console tails.
 """
 
 from __future__ import annotations
@@ -21,24 +16,35 @@ import pytest
 import boots
 
 SCENARIOS = {
-    "a": "activate + reboot boots the activated BE",
-    "b": "a trial whose health check fails falls back on the next boot",
-    "c": "a trial BE that never comes up falls back on the next boot",
-    "d": "a confirmed trial becomes the default and stays",
-    "e": "an in-place apt install rolls back by booting its checkpoint",
+    "grub": {
+        "a": "activate + reboot boots the activated BE",
+        "b": "a trial whose health check fails falls back on the next boot",
+        "c": "a trial BE that never comes up falls back on the next boot",
+        "d": "a confirmed trial becomes the default and stays",
+        "e": "a real `bootenv dist-upgrade` rolls back by booting its checkpoint",
+        "f": "the apt hook takes one checkpoint for a plain apt-get install",
+        "g": "the apt hook takes one checkpoint for an unattended-upgrades run of several dpkg batches",
+    },
+    "systemd-boot": {
+        "s1": "activate + reboot boots the activated BE through systemd-boot",
+        "s2": "a trial BE that never comes up: systemd-boot's one-shot expires, the next boot is the default",
+        "s3": "a confirmed trial becomes systemd-boot's default",
+        "s4": "destroy removes the BE's entry and kernel from the ESP",
+    },
 }
-_RUN: "boots.BootsRun | None" = None
+_RUNS: "dict[str, boots.BootsRun | str]" = {}  # a run, or why it could not run
 
 
-@pytest.fixture(scope="module")
-def boots_run() -> "boots.BootsRun":
-    global _RUN
-    if _RUN is None:
+def chain_run(chain: str) -> "boots.BootsRun":
+    """The chain's run, done once per session (every scenario of it reads it)."""
+    if chain not in _RUNS:
         try:
-            _RUN = boots.run_boots()
-        except Exception as e:  # no qemu, no image, the disk build failed
-            pytest.fail(f"cannot run the boot chain: {type(e).__name__}: {e}", pytrace=False)
-    return _RUN
+            _RUNS[chain] = boots.run_boots(chain)
+        except Exception as e:  # no qemu, no firmware, no image, the disk build failed
+            _RUNS[chain] = f"cannot run the {chain} boot chain: {type(e).__name__}: {e}"
+    if isinstance(_RUNS[chain], str):
+        pytest.fail(_RUNS[chain], pytrace=False)
+    return _RUNS[chain]
 
 
 def _tail(text: str, n: int = 40) -> str:
@@ -61,7 +67,8 @@ def _explain(run: "boots.BootsRun", scenario: str) -> str:
                 body.append(f"step error:\n{err}")
             if b.report:
                 f = b.report.get("facts", {})
-                body.append(f"status:\n{f.get('status_text', '')}\nbootenv.env: {f.get('bootenv_env', '').strip()}")
+                loader = {k: f[k] for k in ("bootenv_env", "efi", "esp_entries") if k in f}
+                body.append(f"status:\n{f.get('status_text', '')}\nbootloader: {loader}")
                 body.append(f"bootenv units journal:\n{_tail(f.get('journal', ''), 25)}")
             else:
                 body.append("no report from this boot; console tail:\n" + _tail(b.console()))
@@ -69,12 +76,13 @@ def _explain(run: "boots.BootsRun", scenario: str) -> str:
     return "\n".join(parts)
 
 
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_boot_scenario(scenario: str, boots_run: "boots.BootsRun") -> None:
-    checks = boots_run.checks(scenario)
+@pytest.mark.parametrize(("chain", "scenario"), [(c, s) for c in SCENARIOS for s in SCENARIOS[c]])
+def test_boot_scenario(chain: str, scenario: str) -> None:
+    run = chain_run(chain)
+    checks = run.checks(scenario)
     failed = [c for c in checks if not c["ok"]]
-    errors = [b for b in boots_run.boots if b.report and b.report.get("error")]
-    if not checks or failed or errors or boots_run.error:
+    errors = [b for b in run.boots if b.report and b.report.get("error")]
+    if not checks or failed or errors or run.error:
         why = "no checks ran" if not checks else f"{len(failed)} of {len(checks)} checks failed"
-        pytest.fail(f"scenario ({scenario}) {SCENARIOS[scenario]}: {why}\n{_explain(boots_run, scenario)}",
+        pytest.fail(f"{chain} scenario ({scenario}) {SCENARIOS[chain][scenario]}: {why}\n{_explain(run, scenario)}",
                     pytrace=False)

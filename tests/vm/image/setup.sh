@@ -2,7 +2,8 @@
 # Runs INSIDE the debootstrapped chroot (tests/vm/image.py mounts /proc,
 # /sys, /dev around it). Installs the kernel, OpenZFS 2.3 from
 # bookworm-backports (built by dkms for the GUEST kernel), python3-apt,
-# pyzfs and the tools the tests use, and the offline venv.
+# pyzfs and the tools the tests use (systemd-boot for the UEFI boot chain,
+# unattended-upgrades for the apt hook), and the offline venv.
 set -euxo pipefail
 export DEBIAN_FRONTEND=noninteractive DEBCONF_NONINTERACTIVE_SEEN=true
 export LC_ALL=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -25,7 +26,7 @@ stamp "kernel + base"
 "${APT[@]}" install linux-image-amd64 linux-headers-amd64 \
   systemd udev kmod util-linux e2fsprogs gdisk dpkg-dev \
   python3 python3-apt python3-venv grub-pc procps iproute2 less zstd \
-  rsync dosfstools cpio
+  rsync dosfstools cpio systemd-boot unattended-upgrades
 KVER=$(ls /lib/modules | sort -V | tail -n1)
 echo "$KVER" >/etc/bootenv-vm-kernel
 stamp "kernel is $KVER"

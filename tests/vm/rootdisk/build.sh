@@ -1,12 +1,16 @@
 #!/bin/bash
 # Runs in the RUNNER guest (tests/vm/rootdisk.py build, through harness.py):
-# turns the blank disk $1 into a bootable root-on-ZFS Debian (BIOS GRUB)
-# that is a copy of the runner guest itself. The recipe is issue 5's
-# measured one, plus an ext4 /boot/grub (p2) so GRUB can write its
-# environment (the bootenv one-shot really expires; see bootenv/boot/grub.py).
+# turns the blank disk $1 into a bootable root-on-ZFS Debian that is a copy
+# of the runner guest itself, bootable two ways: SeaBIOS -> GRUB, and UEFI
+# (OVMF) -> systemd-boot. The recipe is issue 5's measured one, plus an ext4
+# /boot/grub (p2) so GRUB can write its environment (the bootenv one-shot
+# really expires; see bootenv/boot/grub.py), plus an ESP (p4) for systemd-boot.
 #
-#   p1 BIOS boot (core.img)   p2 ext4 /boot/grub   p3 pool rpool
+#   p1 BIOS boot (core.img)   p2 ext4 /boot/grub   p4 ESP (vfat, /boot/efi)   p3 pool rpool
 #   rpool/ROOT (canmount=off) / rpool/ROOT/debian (canmount=noauto, mountpoint=/), bootfs
+#
+# bootenv.conf names no bootloader: bootenv detects it (systemd-boot when the
+# firmware's LoaderInfo says so, else GRUB), so one disk serves both chains.
 set -euxo pipefail
 DISK=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -16,11 +20,12 @@ stamp() { echo "=== rootdisk: $* (+$(( $(date +%s) - T0 )) s)"; }
 
 stamp "partitions on $DISK"
 sgdisk -Z "$DISK" >/dev/null
-sgdisk -a1 -n1:24K:+1000K -t1:EF02 -n2:0:+128M -t2:8300 -n3:0:0 -t3:BF00 "$DISK"
+sgdisk -a1 -n1:24K:+1000K -t1:EF02 -n2:0:+128M -t2:8300 -n4:0:+512M -t4:EF00 -n3:0:0 -t3:BF00 "$DISK"
 udevadm settle || true
 partx -u "$DISK" 2>/dev/null || true
-for i in $(seq 50); do [ -b "${DISK}3" ] && break; sleep 0.2; done
+for i in $(seq 50); do [ -b "${DISK}3" ] && [ -b "${DISK}4" ] && break; sleep 0.2; done
 mkfs.ext4 -q -F -L bootgrub "${DISK}2"
+mkfs.vfat -F 32 -n ESP "${DISK}4"
 
 stamp "pool"
 zpool create -f -o ashift=12 -o compatibility=grub2 -o cachefile=none \
@@ -42,11 +47,12 @@ rsync -aHAX --numeric-ids \
   --exclude=/lost+found/ \
   / /mnt/new/
 R=/mnt/new
-mkdir -p $R/proc $R/sys $R/dev $R/run $R/tmp $R/mnt $R/var/cache/apt/archives/partial $R/var/log $R/boot/grub
+mkdir -p $R/proc $R/sys $R/dev $R/run $R/tmp $R/mnt $R/var/cache/apt/archives/partial $R/var/log $R/boot/grub $R/boot/efi
 chmod 1777 $R/tmp
 stamp "copied: $(du -sxh $R | cut -f1)"
 
 mount "${DISK}2" $R/boot/grub
+mount "${DISK}4" $R/boot/efi
 for d in proc sys dev; do mount --rbind /$d $R/$d; done
 
 stamp "configure"
@@ -54,6 +60,7 @@ UUID=$(blkid -s UUID -o value "${DISK}2")
 cat >$R/etc/fstab <<FSTAB
 # / is rpool/ROOT/<BE> (root=ZFS=, zfs-initramfs)
 UUID=$UUID /boot/grub ext4 defaults 0 2
+UUID=$(blkid -s UUID -o value "${DISK}4") /boot/efi vfat umask=0077 0 1
 FSTAB
 echo bootenv-root >$R/etc/hostname
 printf '127.0.0.1 localhost\n127.0.1.1 bootenv-root\n' >$R/etc/hosts
@@ -66,7 +73,7 @@ echo 'root:bootenv' | chroot $R chpasswd
 mkdir -p $R/etc/bootenv/health.d
 cat >$R/etc/bootenv/bootenv.conf <<'CONF'
 # bootenv configuration (see bootenv(8))
-bootloader = grub
+# bootloader = auto: systemd-boot when booted by it (UEFI), else GRUB
 CONF
 # bootenv itself: the tree's package, refreshed from the share by the boot
 # tests (tests/vm/boot/step.py); the disk build only seeds it.
@@ -80,7 +87,7 @@ install -m644 "$HERE/bootenv-vmtest.service" $R/etc/systemd/system/bootenv-vmtes
 chroot $R systemctl enable bootenv-boot.service bootenv-confirm.service bootenv-vmtest.service serial-getty@ttyS0.service
 # Nothing periodic in a test VM.
 chroot $R systemctl disable apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
-  fstrim.timer e2scrub_reap.service getty@tty1.service || true
+  fstrim.timer e2scrub_reap.service getty@tty1.service unattended-upgrades.service || true
 
 cat >$R/etc/default/grub <<'GRUB'
 GRUB_DEFAULT=0
@@ -107,9 +114,29 @@ chroot $R update-grub
 grep -n "root=ZFS=rpool/ROOT/debian" $R/boot/grub/grub.cfg
 grep -q "root=ZFS=rpool/ROOT/debian" $R/boot/grub/grub.cfg
 
+stamp "systemd-boot"
+# The loader on the ESP (no NVRAM entries: OVMF boots EFI/BOOT/BOOTX64.EFI),
+# and the entry of the disk's own BE written by bootenv's driver itself.
+echo "console=ttyS0,115200 panic=5 net.ifnames=0 systemd.show_status=1" >$R/etc/kernel/cmdline
+SYSTEMD_RELAX_ESP_CHECKS=1 chroot $R bootctl install --esp-path=/boot/efi --no-variables
+printf 'default bootenv-debian.conf\ntimeout 1\neditor no\nconsole-mode keep\n' >$R/boot/efi/loader/loader.conf
+chroot $R /opt/bootenv-venv/bin/python - "$KVER" <<'PY'
+import sys
+sys.path.insert(0, "/opt/bootenv-src")
+from bootenv.boot.systemd_boot import SystemdBootBootloader
+from bootenv.model import BootEnv
+be = BootEnv(name="debian", dataset="rpool/ROOT/debian", active=True, running=False, createtxg=0, created=None,
+             used=0, referenced=0, origin=None, origin_be=None, title="Debian", kind=None, command=None,
+             state=None, mounted=False, children=())
+SystemdBootBootloader(esp="/boot/efi").install(be, "/boot", sys.argv[1])
+PY
+find $R/boot/efi -type f | sort
+cat $R/boot/efi/loader/entries/bootenv-debian.conf
+test -f $R/boot/efi/EFI/BOOT/BOOTX64.EFI
+
 stamp "export"
 sync
 umount -R $R/proc $R/sys $R/dev 2>/dev/null || umount -lR $R/dev || true
-umount $R/boot/grub
+umount $R/boot/grub $R/boot/efi
 zpool export rpool
 stamp "done"

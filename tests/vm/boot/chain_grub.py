@@ -1,0 +1,97 @@
+"""The GRUB chain (SeaBIOS -> GRUB): one run, 8 boots; boot 6 never comes
+up, by design.
+
+  1 debian  refresh bootenv from the tree; create x; activate x           (a)
+  2 x       check (a); create g; activate g --once                        (d)
+  3 g       trial: confirm ran and passed -> g is the default; create hb
+            (health check fails); activate hb --once                      (b)
+  4 hb      trial: confirm failed -> hb failed, next boot g
+  5 g       check (b) back on g, (d) g stays; create dead (its init exits);
+            activate dead --once                                          (c)
+  6 dead    never comes up (PID 1 exits -> panic -> reboot -> qemu ends)
+  7 g       check (c): back on g, dead marked failed; then apt against a
+            local repository (the only apt source), apt_scenarios.py:
+            the apt hook under a plain apt-get (f) and under a real
+            unattended-upgrades run (g); a real `bootenv dist-upgrade
+            --in-place` hello 1.0 -> 2.0 under a checkpoint; activate the
+            checkpoint                                                    (e)
+  8 cp      check (e): / is the checkpoint, hello is 1.0 again, g still
+            has 2.0; done
+"""
+
+from __future__ import annotations
+
+from apt_scenarios import AptScenarios
+from step import BE_ROOT, Step, sh
+
+
+class GrubChain(AptScenarios, Step):
+    last_boot = 8
+
+    def loader_facts(self) -> None:
+        self.facts["bootenv_env"] = sh("grub-editenv /boot/grub/bootenv.env list")["out"]
+        self.facts["grubenv"] = sh("grub-editenv /boot/grub/grubenv list")["out"]
+
+    def once_pending(self, now: bool = False) -> bool:
+        """A non-empty bootenv_once in GRUB's bootenv.env: as gathered at the
+        start of this boot, or (`now`) as it is after this step's actions."""
+        text = sh("grub-editenv /boot/grub/bootenv.env list")["out"] if now else self.facts["bootenv_env"]
+        return any(l.startswith("bootenv_once=") and l.strip() != "bootenv_once=" for l in text.splitlines())
+
+    def stage1(self) -> None:
+        self.check("a", self.running == "debian", f"boot 1 runs the disk's own BE debian (root {self.facts['root']})")
+        self.check("a", self.status("bootloader") == "grub",
+                   f"bootenv detected GRUB under BIOS (bootloader {self.status('bootloader')})")
+        self.refresh_bootenv()
+        self.do("bootenv create x")
+        self.do("bootenv activate x")
+        self.do("grep -n 'bootenv' /boot/grub/grub.cfg | tail -20")
+
+    def stage2(self) -> None:
+        self.check("a", self.running == "x", f"after 'activate x' and a reboot, / is {BE_ROOT}/x (it is {self.facts['root']})")
+        self.check("a", self.status("next_boot") == "x", f"status: next boot x (is {self.status('next_boot')})")
+        self.do("bootenv create g")
+        self.do("bootenv activate g --once")
+        self.check("d", not self.status("trial"), "no trial before arming g")
+
+    def stage3(self) -> None:
+        self.check("d", self.running == "g", f"the trial boot runs g (root {self.facts['root']})")
+        self.check("d", self.facts["units"]["bootenv-confirm.service"] == "active",
+                   f"bootenv-confirm.service succeeded on the good trial (is {self.facts['units']['bootenv-confirm.service']})")
+        self.check("d", self.status("default") == "g" and self.status("next_boot") == "g",
+                   f"after confirm, g is the default and the next boot (default {self.status('default')}, next {self.status('next_boot')})")
+        self.check("d", not self.status("trial"), f"the trial is over (trial {self.status('trial')})")
+        self.check("d", self.status("last_good") == "g", f"g is the last good BE (is {self.status('last_good')})")
+        self.create_failing_health("hb")
+        self.do("bootenv activate hb --once")
+        self.check("b", self.once_pending(now=True), "the one-shot for hb is armed in bootenv.env")
+
+    def stage4(self) -> None:
+        self.check("b", self.running == "hb", f"the trial boot runs hb (root {self.facts['root']})")
+        self.check("b", self.facts["units"]["bootenv-confirm.service"] == "failed",
+                   f"bootenv-confirm.service failed on hb's health check (is {self.facts['units']['bootenv-confirm.service']})")
+        self.check("b", self.verdict("hb") == "failed", f"status: hb failed (verdicts {self.status('verdicts')})")
+        self.check("b", self.status("next_boot") == "g", f"status: the next boot is g (is {self.status('next_boot')})")
+        self.check("b", not self.once_pending(), "no one-shot left in bootenv.env")
+
+    def stage5(self) -> None:
+        self.check("b", self.running == "g", f"the boot after the failed trial is back on g (root {self.facts['root']})")
+        self.check("d", self.running == "g", f"the confirmed g stays across reboots (root {self.facts['root']})")
+        self.create_dead("dead")
+        self.do("bootenv activate dead --once")
+        self.check("c", self.once_pending(now=True), "the one-shot for dead is armed in bootenv.env")
+
+    def stage6(self) -> None:
+        self.check("c", False, f"boot 6 should never come up (dead's init exits), but it runs {self.facts['root']}")
+
+    def stage7(self) -> None:
+        self.check("c", self.running == "g", f"after the dead trial, the next boot is back on g (root {self.facts['root']})")
+        self.check("c", self.verdict("dead") == "failed", f"status: dead failed (verdicts {self.status('verdicts')})")
+        self.check("c", not self.status("trial"), f"the trial is over (trial {self.status('trial')})")
+        self.check("c", not self.once_pending(), "no one-shot left in bootenv.env")
+        self.check("d", self.running == "g", "g still boots by default")
+        self.apt_on_g()
+
+    def stage8(self) -> None:
+        self.check_rollback()
+        self.next_action = "poweroff"
