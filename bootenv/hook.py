@@ -10,8 +10,9 @@ after it is not known to have finished".
 One checkpoint per apt run, not per dpkg call: apt runs Pre-Invoke before
 every dpkg batch, and unattended-upgrades commits many batches from one
 process. The hook identifies the run by the apt front end (the nearest
-ancestor that is not a shell: apt, apt-get, unattended-upgrade, aptitude)
-by pid, its start time in /proc/PID/stat (pids are reused, start times
+ancestor that is not a shell: apt, apt-get, unattended-upgrade, aptitude;
+or, for a child it forked without exec, as unattended-upgrades does for
+each of its steps, the process it came from) by pid, its start time in /proc/PID/stat (pids are reused, start times
 with them are not) and the boot id, and remembers the last run it
 checkpointed in /run (a tmpfs: a reboot forgets it, as it should).
 
@@ -85,12 +86,21 @@ def find_frontend(start_pid: Optional[int] = None, proc: str = "/proc") -> Front
         if comm not in SHELLS or ppid <= 1:
             break
         pid = ppid
+    # A child forked from the front end without exec (unattended-upgrades
+    # forks one per MinimalSteps step and dpkg runs from it) has its
+    # parent's command line: the run is the parent's.
+    cmdline = _cmdline(proc, pid)
+    for _ in range(16):
+        if ppid <= 1 or not cmdline or _cmdline(proc, ppid) != cmdline:
+            break
+        pid = ppid
+        comm, ppid, start = _stat(proc, pid)
     try:
         with open(f"{proc}/sys/kernel/random/boot_id", encoding="ascii") as f:
             boot = f.read().strip()
     except OSError:
         boot = "?"
-    return Frontend(pid, start, boot, (_cmdline(proc, pid) or comm)[:MAX_CMDLINE])
+    return Frontend(pid, start, boot, (cmdline or comm)[:MAX_CMDLINE])
 
 
 def in_chroot(proc: str = "/proc") -> bool:

@@ -111,6 +111,27 @@ def test_find_frontend_walks_past_shells(tmp_path):
     assert find_frontend(100, proc).pid == 100
 
 
+def test_find_frontend_is_the_process_a_forked_child_came_from(tmp_path):
+    """unattended-upgrades (2.9, MinimalSteps) forks a child per step, and
+    the child runs dpkg: measured in the VM, two steps gave Pre-Invoke two
+    different parents. Both steps are one run: the front end is the process
+    the children were forked from (same command line, no exec)."""
+    uu = ["/usr/bin/python3", "/usr/bin/unattended-upgrade", "-v"]
+    proc = fake_proc(
+        tmp_path,
+        {
+            501: ("sh", 408, "31", ["/bin/sh", "-c", "bootenv hook pre-invoke"]),
+            502: ("sh", 449, "36", ["/bin/sh", "-c", "bootenv hook pre-invoke"]),
+            408: ("unattended-upgr", 300, "30", uu),
+            449: ("unattended-upgr", 300, "35", uu),
+            300: ("unattended-upgr", 200, "20", uu),
+            200: ("apt.systemd.dai", 1, "10", ["/bin/sh", "/usr/lib/apt/apt.systemd.daily", "install"]),
+        },
+    )
+    first, second = find_frontend(501, proc), find_frontend(502, proc)
+    assert first == second == Frontend(300, "20", "b00t", "/usr/bin/python3 /usr/bin/unattended-upgrade -v")
+
+
 def test_find_frontend_comm_with_spaces_and_parens(tmp_path):
     proc = fake_proc(tmp_path, {50: ("we (ird) name", 1, "77", [])})
     front = find_frontend(50, proc)
