@@ -11,6 +11,7 @@ import itertools
 import os
 import re
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -31,6 +32,11 @@ BROKEN = Deb("broken", "1.0", files={"/usr/share/broken/file": "x\n"},
              postinst="echo 'broken: postinst fails on purpose' >&2\nexit 1")
 EXTRA = Deb("extra", "1.0", depends="hello (>= 2.0)", files={"/usr/share/extra/file": "extra\n"})
 HUGE = Deb("huge", "1.0", files={"/usr/share/huge/file": "h\n"}, installed_kib=64 * 1024 * 1024)  # 64 GiB
+# Its postinst says it started (in /run: the sandbox binds it), then takes
+# its time: the moment to press Ctrl-C.
+SLOW_STARTED = "/run/bootenv-apt-test/slow-postinst-started"
+SLOW = Deb("slow", "1.0", files={"/usr/share/slow/file": "slow\n"},
+           postinst=f"touch {SLOW_STARTED}\nsleep 300")
 
 
 def sh(*argv: str, input: str | None = None) -> str:
@@ -169,6 +175,26 @@ def build_test_repo(debs) -> Path:
     return build_repo(REPO, debs)
 
 
+_SPAWN_MNT = "BOOTENV_TEST_RUNNING_MNT"
+
+
+def packages_at(mnt: str) -> AptPackages:
+    """apt on "the running system": python-apt and apt-get update pointed
+    at the BE mounted at `mnt`."""
+    conf = Path(tempfile.mkdtemp(prefix="bootenv-apt-"), "apt.conf")
+    settings = {"Dir": mnt + "/", "Dir::State::status": f"{mnt}/var/lib/dpkg/status", "APT::Sandbox::User": "root"}
+    conf.write_text("".join(f'{k} "{v}";\n' for k, v in settings.items()))
+    return AptPackages(root=mnt, config={"APT::Sandbox::User": "root"}, apt_config=str(conf))
+
+
+def spawned_cli() -> None:
+    """The CLI in a process of AptSystem.spawn's: apt planned on the BE
+    mounted at $BOOTENV_TEST_RUNNING_MNT."""
+    mnt = os.environ[_SPAWN_MNT]
+    cli_apt.open_packages = lambda: packages_at(mnt)
+    cli.main(sys.argv[1:])
+
+
 class AptSystem:
     """A BE root whose BE `running` "runs": mounted at self.mnt (the
     runner's / is not root-on-ZFS); bootenv plans and updates there
@@ -197,23 +223,29 @@ class AptSystem:
         self.mount_running()
 
     def packages(self) -> AptPackages:
-        """apt on "the running system": python-apt and apt-get update
-        pointed at the mounted BE."""
-        conf = Path(tempfile.mkdtemp(prefix="bootenv-apt-"), "apt.conf")
-        settings = {"Dir": self.mnt + "/", "Dir::State::status": f"{self.mnt}/var/lib/dpkg/status",
-                    "APT::Sandbox::User": "root"}
-        conf.write_text("".join(f'{k} "{v}";\n' for k, v in settings.items()))
-        return AptPackages(root=self.mnt, config={"APT::Sandbox::User": "root"}, apt_config=str(conf))
+        return packages_at(self.mnt)
 
-    def bootenv(self, *args: str):
-        env = {
+    def env(self) -> dict[str, str]:
+        return {
             "BOOTENV_ZFS": "lzc",
             "BOOTENV_BE_ROOT": self.root,
             "BOOTENV_RUNNING": f"{self.root}/{self.running}",
             "BOOTENV_LOCK": self.lock,
             "BOOTENV_BOOTLOADER": "bootfs",
         }
-        return CliRunner().invoke(cli.app, list(args), env=env)
+
+    def bootenv(self, *args: str):
+        return CliRunner().invoke(cli.app, list(args), env=self.env())
+
+    def spawn(self, *args: str) -> subprocess.Popen:
+        """bootenv ARGS as a process of its own, in a session of its own
+        (so a test can Ctrl-C its whole process group, as a terminal does),
+        planning on this system like `bootenv()`. Output: pipes, text."""
+        env = {**os.environ, **self.env(), _SPAWN_MNT: self.mnt}
+        return subprocess.Popen(
+            [sys.executable, "-c", "from tests.vm.aptsys import spawned_cli; spawned_cli()", *args],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )
 
     def ok(self, *args: str):
         result = self.bootenv(*args)

@@ -1,6 +1,8 @@
 """Checkpointed apt end to end on real OpenZFS, real apt and dpkg (runs
 INSIDE the VM guest): sandbox upgrades, a failing postinst, install +
-activate + destroy the origin, refusals, and mounts left behind.
+activate + destroy the origin, refusals (unknown package, no space, apt
+lock, no network to the mirror, held packages), Ctrl-C in the middle of a
+sandbox, and mounts left behind.
 
 The system under test is a small Debian root on ZFS that the tests make
 themselves: the runner's Essential packages plus apt and their
@@ -27,15 +29,17 @@ Commands run in process through typer's CliRunner (a python start costs
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.debs import build_deb
 from tests.vm.aptsys import (
-    BROKEN, EXTRA, HELLO1, HELLO2, HUGE, TEMPLATE_NAME, build_test_repo, copy_of, dpkg_version,
-    essential_closure, mounts, populate, sh, snapshot_of, tree, zfs_get,
+    BROKEN, EXTRA, HELLO1, HELLO2, HUGE, SLOW, SLOW_STARTED, TEMPLATE_NAME, build_test_repo, copy_of,
+    dpkg_version, essential_closure, mounts, populate, sh, snapshot_of, tree, zfs_get,
 )
 
 POOL = os.environ.get("BOOTENV_TEST_POOL", "betest")
@@ -44,7 +48,7 @@ TEMPLATE = f"{POOL}/{TEMPLATE_NAME}"
 
 @pytest.fixture(scope="session")
 def repo() -> Path:
-    return build_test_repo([HELLO1, HELLO2, BROKEN, EXTRA, HUGE])
+    return build_test_repo([HELLO1, HELLO2, BROKEN, EXTRA, HUGE, SLOW])
 
 
 @pytest.fixture(scope="session")
@@ -168,3 +172,58 @@ def test_refusals_before_any_dataset(system):
         holder.kill()
         holder.wait()
     assert mounts() == before_mounts
+
+
+def test_no_network_to_the_mirror(system):
+    """5. A mirror that cannot be reached (the guest has no network at all):
+    apt-get update fails; one line that says so and offers --no-update;
+    no dataset."""
+    sources = Path(system.mnt, "etc/apt/sources.list")
+    sources.write_text(sources.read_text() + "deb http://deb.debian.invalid/debian bookworm main\n")
+    err = _refused(system, "install", "-s", "-y", "extra")
+    assert "apt-get update failed" in err and "No network to the mirror?" in err and "--no-update" in err, err
+
+
+def test_held_package(system):
+    """6. hello on hold (apt-mark, in the running BE): installing it is
+    refused with the way out; an upgrade keeps it back, says so, and
+    takes no checkpoint for nothing."""
+    sh("chroot", system.mnt, "apt-mark", "hold", "hello")
+    err = _refused(system, "install", "-s", "-y", "hello")
+    assert "hello is held" in err and "apt-mark unhold hello" in err, err
+    before = tree(system.pool)
+    result = system.bootenv("upgrade", "-s", "-y")
+    assert result.exit_code == 0, result.output
+    assert "kept back" in result.output and "hello" in result.output, result.output
+    assert "Nothing to do: no checkpoint taken." in result.output
+    assert tree(system.pool) == before
+    assert dpkg_version(system.mnt, "hello") == "1.0"
+
+
+def test_ctrl_c_in_the_sandbox(system):
+    """7. Ctrl-C (SIGINT to the whole process group, as a terminal sends
+    it) while a postinst runs in the sandbox: bootenv exits 130, every
+    mount it made is gone, the clone is destroyed, the running BE did not
+    change."""
+    before_mounts = mounts()
+    before = snapshot_of(system.mnt)
+    before_tree = tree(system.base)
+    Path(SLOW_STARTED).unlink(missing_ok=True)
+    proc = system.spawn("install", "-s", "-y", "--no-update", "slow")
+    try:
+        deadline = time.monotonic() + 180
+        while not os.path.exists(SLOW_STARTED) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert os.path.exists(SLOW_STARTED), f"slow's postinst never started (exit {proc.poll()})"
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, f"exit {proc.returncode}\n{out}\n{err}"
+    assert err.rstrip().splitlines()[-1].startswith("bootenv: "), err
+    assert mounts() == before_mounts
+    assert tree(system.base) == before_tree, err
+    assert snapshot_of(system.mnt) == before
+    assert dpkg_version(system.mnt, "slow") is None
