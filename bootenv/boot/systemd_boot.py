@@ -1,20 +1,26 @@
-"""The systemd-boot driver: each BE's kernel and initrd copied onto the ESP,
-one loader entry per BE, `bootctl set-default` / `set-oneshot`.
+"""The systemd-boot driver: each BE's kernel and initrd on the ESP, one
+loader entry per BE, `bootctl set-default` / `set-oneshot`.
 
-systemd-boot reads only the ESP (FAT), so a BE's kernel has to be there:
+systemd-boot reads only the ESP (FAT), so a BE's kernel has to be there.
+The files are stored once per content, not once per BE: every checkpoint
+of the running system has the same kernel and initrd, and an ESP of a few
+hundred MB would be full after a handful of ~45 MB copies.
 
-    ESP/bootenv/NAME/vmlinuz-VERSION, initrd.img-VERSION
+    ESP/bootenv/files/DIGEST-vmlinuz-VERSION, DIGEST-initrd.img-VERSION
     ESP/loader/entries/bootenv-NAME.conf
         title   TITLE (bootenv NAME)
         version VERSION
-        linux   /bootenv/NAME/vmlinuz-VERSION
-        initrd  /bootenv/NAME/initrd.img-VERSION
+        linux   /bootenv/files/DIGEST-vmlinuz-VERSION
+        initrd  /bootenv/files/DIGEST-initrd.img-VERSION
         options root=ZFS=pool/ROOT/NAME <the rest of /etc/kernel/cmdline>
+
+(DIGEST: the first 16 hex digits of the file's SHA-256.) A file no
+bootenv entry names is removed after every change of the entries.
 
 `mid_activate` (the BE mounted) checks the kernel has its modules
 (kernels.py) and copies it; `post_create` writes the entry of a BE cloned
 from the running one from the running /boot (a clone has the same files);
-destroy and rename remove / move the entry and its directory.
+destroy and rename remove / rewrite the entry.
 
 The one-shot is the LoaderEntryOneShot EFI variable, which systemd-boot
 itself deletes when it boots it: a true one-shot (`oneshot_expires`), even
@@ -23,7 +29,10 @@ for a BE that dies before userspace.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
+import re
 import shutil
 from typing import Optional
 
@@ -35,6 +44,16 @@ from .kernels import check_kernel, probe_boot, version_key
 
 LOADER_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
 ENTRY_PREFIX = "bootenv-"
+FILES = "bootenv/files"  # on the ESP
+_FILE_LINE = re.compile(r"^(?:linux|initrd)\s+(\S+)", re.MULTILINE)
+
+
+def file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
 
 
 def read_efi_string(path: str) -> Optional[str]:
@@ -86,7 +105,11 @@ class SystemdBootBootloader(Bootloader):
         return os.path.join(self.esp, "loader", "entries", self.entry_id(name))
 
     def kernel_dir(self, name: str) -> str:
+        """Where older bootenv versions kept a BE's own copies."""
         return os.path.join(self.esp, "bootenv", name)
+
+    def files_dir(self) -> str:
+        return os.path.join(self.esp, FILES)
 
     # ------------------------------------------------------------ EFI variables
 
@@ -120,38 +143,70 @@ class SystemdBootBootloader(Bootloader):
         return " ".join([f"root=ZFS={dataset}", *words])
 
     def install(self, be: BootEnv, boot_dir: str, version: str) -> None:
-        """Copy `version`'s kernel and initrd from `boot_dir` to the ESP and
-        write the BE's loader entry (older copies of the BE are removed)."""
-        dest = self.kernel_dir(be.name)
-        os.makedirs(dest, exist_ok=True)
-        files = [f"vmlinuz-{version}"]
-        initrd = f"initrd.img-{version}"
-        if os.path.exists(os.path.join(boot_dir, initrd)):
-            files.append(initrd)
-        try:
-            for name in files:
-                tmp = os.path.join(dest, f".{name}.tmp")
-                shutil.copyfile(os.path.join(boot_dir, name), tmp)
-                os.replace(tmp, os.path.join(dest, name))
-            for stale in os.listdir(dest):
-                if stale not in files:
-                    os.unlink(os.path.join(dest, stale))
-        except OSError as exc:
-            raise OperationFailed(f"copy the kernel of {be.name} to the ESP: {exc}") from exc
+        """Put `version`'s kernel and initrd from `boot_dir` on the ESP
+        (unless a file with the same content is there) and write the BE's
+        loader entry; then drop the files no entry needs."""
+        names = [f"vmlinuz-{version}"]
+        if os.path.exists(os.path.join(boot_dir, f"initrd.img-{version}")):
+            names.append(f"initrd.img-{version}")
+        stored = [self._store(be, os.path.join(boot_dir, name), name) for name in names]
         title = " ".join((be.title or be.name).split())
-        lines = [
-            f"title   {title} (bootenv {be.name})",
-            f"version {version}",
-            f"linux   /bootenv/{be.name}/vmlinuz-{version}",
-        ]
-        if len(files) > 1:
-            lines.append(f"initrd  /bootenv/{be.name}/{initrd}")
+        lines = [f"title   {title} (bootenv {be.name})", f"version {version}", f"linux   {stored[0]}"]
+        if len(stored) > 1:
+            lines.append(f"initrd  {stored[1]}")
         lines.append(f"options {self._cmdline(be.dataset)}")
         path = self.entry_path(be.name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path + ".tmp", "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
         os.replace(path + ".tmp", path)
+        shutil.rmtree(self.kernel_dir(be.name), ignore_errors=True)  # an older version's per-BE copies
+        self.collect()
+
+    def _store(self, be: BootEnv, source: str, name: str) -> str:
+        """Copy `source` into the ESP's file store once per content; return
+        its path as systemd-boot sees it (/bootenv/files/...)."""
+        try:
+            stored = f"{file_digest(source)}-{name}"
+            dest = os.path.join(self.files_dir(), stored)
+            if not os.path.exists(dest):
+                os.makedirs(self.files_dir(), exist_ok=True)
+                tmp = os.path.join(self.files_dir(), f".{stored}.tmp")
+                try:
+                    shutil.copyfile(source, tmp)
+                    os.replace(tmp, dest)
+                finally:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
+        except OSError as exc:
+            hint = " (the ESP is full: destroy old boot environments to free it)" if exc.errno == errno.ENOSPC else ""
+            raise OperationFailed(f"copy the kernel of {be.name} to the ESP: {exc}{hint}") from exc
+        return f"/{FILES}/{stored}"
+
+    def entries(self) -> dict[str, str]:
+        """bootenv's loader entries on the ESP: file name -> text."""
+        folder = os.path.join(self.esp, "loader", "entries")
+        found = {}
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return found
+        for name in names:
+            if name.startswith(ENTRY_PREFIX) and name.endswith(".conf"):
+                with open(os.path.join(folder, name), encoding="utf-8") as f:
+                    found[name] = f.read()
+        return found
+
+    def collect(self) -> None:
+        """Remove the stored kernels and initrds no bootenv entry names."""
+        needed = {os.path.basename(p) for text in self.entries().values() for p in _FILE_LINE.findall(text)}
+        try:
+            stored = os.listdir(self.files_dir())
+        except OSError:
+            return
+        for name in stored:
+            if name not in needed and not name.startswith("."):
+                os.unlink(os.path.join(self.files_dir(), name))
 
     # ------------------------------------------------------------ phases
 
@@ -183,10 +238,10 @@ class SystemdBootBootloader(Bootloader):
             self.install(be, boot_dir, max(usable, key=version_key))
 
     def post_destroy(self, name: str) -> None:
-        for path in (self.entry_path(name),):
-            if os.path.exists(path):
-                os.unlink(path)
+        if os.path.exists(self.entry_path(name)):
+            os.unlink(self.entry_path(name))
         shutil.rmtree(self.kernel_dir(name), ignore_errors=True)
+        self.collect()
 
     def post_rename(self, old: str, new: str) -> None:
         old_entry, new_entry = self.entry_path(old), self.entry_path(new)

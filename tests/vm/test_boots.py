@@ -29,7 +29,7 @@ SCENARIOS = {
         "s1": "activate + reboot boots the activated BE through systemd-boot",
         "s2": "a trial BE that never comes up: systemd-boot's one-shot expires, the next boot is the default",
         "s3": "a confirmed trial becomes systemd-boot's default",
-        "s4": "destroy removes the BE's entry and kernel from the ESP",
+        "s4": "BEs share one kernel copy on the ESP; destroy removes the entry and what no entry needs",
     },
 }
 _RUNS: "dict[str, boots.BootsRun | str]" = {}  # a run, or why it could not run
