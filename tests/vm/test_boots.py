@@ -30,6 +30,7 @@ SCENARIOS = {
         "s2": "a trial BE that never comes up: systemd-boot's one-shot expires, the next boot is the default",
         "s3": "a confirmed trial becomes systemd-boot's default",
         "s4": "BEs share one kernel copy on the ESP; destroy removes the entry and what no entry needs",
+        "s5": "activating a BE whose kernel has no modules is refused, nothing changes",
     },
 }
 _RUNS: "dict[str, boots.BootsRun | str]" = {}  # a run, or why it could not run

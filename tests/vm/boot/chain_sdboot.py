@@ -8,8 +8,9 @@ bootenv detects systemd-boot from the firmware (LoaderInfo).
             dead (its init exits); activate dead --once: the one-shot
             is LoaderEntryOneShot                                      (s2)
   3 dead    never comes up: systemd-boot consumed the one-shot itself
-  4 x       check (s2): back on x, no one-shot left, dead failed; create
-            g; activate g --once                                       (s3)
+  4 x       check (s2): back on x, no one-shot left, dead failed; a BE
+            whose kernel has no modules is refused                     (s5);
+            create g; activate g --once                                (s3)
   5 g       check (s3): the trial booted g, confirm made it the default
             (LoaderEntryDefault); the BEs share one kernel copy on the
             ESP; destroy dead: its entry goes, the store keeps exactly
@@ -106,10 +107,28 @@ class SystemdBootChain(Step):
                    f"no one-shot left: systemd-boot consumed it (LoaderEntryOneShot {self.efi('LoaderEntryOneShot')})")
         self.check("s2", self.verdict("dead") == "failed", f"status: dead failed (verdicts {self.status('verdicts')})")
         self.check("s2", not self.status("trial"), f"the trial is over (trial {self.status('trial')})")
+        self.refuse_kernel_without_modules()
         self.do("bootenv create g")
         self.do("bootenv activate g --once")
         once = self.efi("LoaderEntryOneShot", now=True)
         self.check("s3", once == self.entry("g"), f"the one-shot is g's entry (LoaderEntryOneShot {once})")
+
+    def refuse_kernel_without_modules(self) -> None:
+        """(s5) A BE whose kernel has no modules in it (the classic broken
+        rollback) is refused before anything changes."""
+        self.do("bootenv create nomod")
+        where = self.do("bootenv mount nomod")["out"].strip().splitlines()[-1]
+        kver = os.uname().release
+        self.do(f"mv {where}/lib/modules/{kver} {where}/lib/modules/{kver}.away")
+        self.do("bootenv unmount nomod")
+        default = self.efi("LoaderEntryDefault", now=True)
+        r = sh("bootenv activate nomod")
+        self.check("s5", r["rc"] == 4 and f"/lib/modules/{kver}" in r["err"] and len(r["err"].strip().splitlines()) == 1,
+                   f"activate nomod is refused in one line naming the modules (exit {r['rc']}: {r['err'].strip()!r})")
+        after = self.efi("LoaderEntryDefault", now=True)
+        self.check("s5", after == default == self.entry("x") and self.status("next_boot") == "x",
+                   f"nothing changed: the default is still x (LoaderEntryDefault {after})")
+        self.do("bootenv destroy -y nomod")
 
     def stage5(self) -> None:
         self.booted("s3", "g")
