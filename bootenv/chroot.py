@@ -5,7 +5,9 @@
 into it (recursively, then made slaves so unmounting them can never
 propagate back to the host's own mounts), and installs a
 `usr/sbin/policy-rc.d` that exits 101 so maintainer scripts start no
-services. On exit it undoes every one of those steps, newest first, on
+services. On exit it first stops whatever still runs inside (after Ctrl-C,
+dpkg and its maintainer script: chroot_procs.py), then undoes every one of
+those steps, newest first, on
 success, on error and on Ctrl-C alike (SIGINT is ignored while it undoes,
 so a second Ctrl-C cannot leave a mount behind). Undoing never stops at
 the first failure: a busy bind mount is detached lazily, and what could
@@ -27,6 +29,7 @@ import sys
 import threading
 from typing import Callable, Iterator, Mapping, Optional, Sequence
 
+from .chroot_procs import stop_processes_inside
 from .errors import BootenvError, OperationFailed
 from .zfs.base import ZfsError
 from .zfs.run import CommandFailed, CommandNotFound, Runner, default_runner
@@ -157,6 +160,12 @@ class Chroot:
             self._undo.append((f"unmount {target}", lambda t=target: self._umount(t)))
             self.runner.run(["mount", "--make-rslave", target], mutating=True)
         self._install_policy()
+        # Undone first: nothing may still run inside when the mounts go.
+        self._undo.append((f"stop the processes still running in {self.path}", self._stop_processes))
+
+    def _stop_processes(self) -> None:
+        if not self.runner.refuse(f"stop the processes still running in {self.path}"):
+            stop_processes_inside(self.path, self.warn)
 
     def _install_policy(self) -> None:
         """Put a policy-rc.d that forbids starting services in place,

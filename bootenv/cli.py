@@ -21,7 +21,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .errors import EXIT_ABORTED, EXIT_USAGE, Aborted, BootenvError, NotRoot
+from .errors import EXIT_ABORTED, EXIT_INTERRUPTED, EXIT_USAGE, Aborted, BootenvError, NotRoot
 from .plan import Plan
 
 
@@ -38,9 +38,13 @@ class BootenvGroup(TyperGroup):
         except (click.Abort, EOFError):
             _fail("aborted", EXIT_ABORTED)
         except KeyboardInterrupt:
-            _fail("interrupted", 130)
+            _fail("interrupted", EXIT_INTERRUPTED)
         except BootenvError as exc:
             _fail(str(exc), exc.exit_code)
+        if rv == EXIT_INTERRUPTED:
+            # typer turns Ctrl-C (KeyboardInterrupt) into exit code 130,
+            # returned silently when standalone_mode is off: say it.
+            _fail("interrupted", EXIT_INTERRUPTED)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -15,6 +15,7 @@ EXIT_PERMISSION = 5  # not root
 EXIT_BUSY = 6  # another bootenv holds the lock
 EXIT_NO_ZFS = 7  # no ZFS root / no ZFS here
 EXIT_ABORTED = 10  # the user answered no, or confirmation was impossible
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
 class BootenvError(Exception):

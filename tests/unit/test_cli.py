@@ -104,6 +104,19 @@ def test_destroy_without_terminal_refuses_to_ask(run, state):
     assert pool(state) == before
 
 
+def test_ctrl_c_says_interrupted_and_exits_130(run, state, monkeypatch):
+    """typer turns KeyboardInterrupt into a silent exit 130: bootenv says it."""
+    from bootenv.engine import Engine
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Engine, "list", interrupted)
+    result = run("list")
+    assert result.exit_code == 130
+    assert result.stderr.endswith("bootenv: interrupted\n"), result.stderr
+
+
 def test_destroy_asks_and_honours_no(run, state, monkeypatch):
     monkeypatch.setattr(cli, "stdin_is_tty", lambda: True)
     run("create", "ck")
