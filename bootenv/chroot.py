@@ -47,14 +47,16 @@ def run_live(
     env: Optional[Mapping[str, str]] = None,
     tee: Optional[Callable[[str], None]] = None,
     mutating: bool = True,
+    interrupt_wait: float = 30.0,
 ) -> tuple[int, str]:
     """Run `argv` with the terminal (not captured) so its progress shows
     live; with `tee`, read its output line by line, hand each line to
     `tee` and also return it. LC_ALL=C as for every bootenv command;
     under dry-run a `mutating` command is only reported (exit 0). Return
-    (exit status, captured output). On Ctrl-C wait for the command (it got
-    the SIGINT too) before re-raising, so nothing it holds stays busy.
-    Raise CommandNotFound if the program is missing."""
+    (exit status, captured output). On Ctrl-C wait up to `interrupt_wait`
+    seconds for the command (it got the SIGINT too), then terminate it,
+    before re-raising, so nothing it holds stays busy. Raise
+    CommandNotFound if the program is missing."""
     runner = runner or default_runner
     argv = [os.fspath(a) for a in argv]
     live = getattr(runner, "live", None)
@@ -89,7 +91,7 @@ def run_live(
         return proc.wait(), "\n".join(lines)
     except KeyboardInterrupt:
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=interrupt_wait)
         except subprocess.TimeoutExpired:
             proc.terminate()
             proc.wait()

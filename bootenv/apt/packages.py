@@ -97,7 +97,11 @@ class AptPackages:
     def run(self, request: AptRequest, root: Optional[str] = None) -> int:
         from ..chroot import run_live
 
-        status, _ = run_live(self.argv(request, root), runner=self.runner, env=self._env(root))
+        # Ctrl-C: apt ignores SIGINT while dpkg runs. On the running system
+        # let it finish what it can (30 s); in a sandbox, which is thrown
+        # away, stop it soon (the chroot then stops dpkg: chroot_procs.py).
+        status, _ = run_live(self.argv(request, root), runner=self.runner, env=self._env(root),
+                             interrupt_wait=3.0 if root else 30.0)
         return status
 
 
