@@ -22,7 +22,7 @@ SCENARIOS = {
         "c": "a trial BE that never comes up falls back on the next boot",
         "d": "a confirmed trial becomes the default and stays",
         "e": "a real `bootenv dist-upgrade` rolls back by booting its checkpoint",
-        "f": "the apt hook takes one checkpoint for a plain apt-get install",
+        "f": "the apt hook takes one checkpoint for a plain apt install",
         "g": "the apt hook takes one checkpoint for an unattended-upgrades run of several dpkg batches",
     },
     "systemd-boot": {

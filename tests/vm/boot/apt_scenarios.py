@@ -2,7 +2,7 @@
 root-on-ZFS Debian, with a local repository built by tests/debs.py as the
 only apt source (the BE's own sources are moved aside while they run):
 
-  (f) the apt hook (contrib/apt/80bootenv) under a plain `apt-get install`:
+  (f) the apt hook (contrib/apt/80bootenv) under a plain `apt install`:
       exactly one checkpoint, kind=hook, complete, naming the command
   (g) the hook under a real unattended-upgrades run that calls dpkg more
       than once (MinimalSteps): still exactly one checkpoint
@@ -86,7 +86,7 @@ class AptScenarios:
             f.write(TEST_APT_SETTINGS)
         self.sources_aside()
         try:
-            self.hook_under_apt_get()
+            self.hook_under_apt()
             self.hook_under_unattended_upgrades()
             cp = self.dist_upgrade_in_place()
         finally:
@@ -113,11 +113,11 @@ class AptScenarios:
                    f"its command and title name {command_has!r} (command {cp.get('command')!r}, title {cp['title']!r})")
         return cp
 
-    def hook_under_apt_get(self) -> None:
+    def hook_under_apt(self) -> None:
         self.publish(("hello", "1.0"), ("uu-one", "1.0"), ("uu-two", "1.0"))
         before = {b["name"] for b in self.bes()}
-        r = self.do("apt-get install -y -q hello uu-one uu-two")
-        cp = self.one_new_checkpoint("f", before, "hook", "apt-get install")
+        r = self.do("apt install -y -q hello uu-one uu-two")  # apt itself, as an admin types it
+        cp = self.one_new_checkpoint("f", before, "hook", "apt install")
         if not cp:
             return
         self.check("f", f"checkpoint {cp['name']} taken" in r["out"] + r["err"],

@@ -11,7 +11,7 @@ up, by design.
   6 dead    never comes up (PID 1 exits -> panic -> reboot -> qemu ends)
   7 g       check (c): back on g, dead marked failed; then apt against a
             local repository (the only apt source), apt_scenarios.py:
-            the apt hook under a plain apt-get (f) and under a real
+            the apt hook under a plain apt (f) and under a real
             unattended-upgrades run (g); a real `bootenv dist-upgrade
             --in-place` hello 1.0 -> 2.0 under a checkpoint; activate the
             checkpoint                                                    (e)
