@@ -37,8 +37,6 @@ class BootenvGroup(TyperGroup):
             _fail(exc.format_message(), exc.exit_code)
         except (click.Abort, EOFError):
             _fail("aborted", EXIT_ABORTED)
-        except KeyboardInterrupt:
-            _fail("interrupted", EXIT_INTERRUPTED)
         except BootenvError as exc:
             _fail(str(exc), exc.exit_code)
         if rv == EXIT_INTERRUPTED:

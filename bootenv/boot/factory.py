@@ -19,10 +19,11 @@ from typing import Optional
 
 from ..errors import UsageError
 from .base import Bootloader
+from .efivars import LOADER_GUID, loader_var
 
 KNOWN = ("auto", "bootfs", "grub", "systemd-boot", "zfsbootmenu", "recording")
 CONFIG = "/etc/bootenv/bootenv.conf"
-EFI_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"  # systemd-boot's loader vendor GUID
+EFI_GUID = LOADER_GUID  # systemd-boot's loader vendor GUID
 
 
 def configured(path: Optional[str] = None) -> Optional[str]:
@@ -42,12 +43,7 @@ def configured(path: Optional[str] = None) -> Optional[str]:
 
 def detect_bootloader(root: str = "/", which=shutil.which) -> str:
     """Given the system's root directory, name the bootloader it uses."""
-    efivars = os.path.join(root, "sys/firmware/efi/efivars")
-    try:
-        with open(os.path.join(efivars, f"LoaderInfo-{EFI_GUID}"), "rb") as f:
-            loader_info = f.read()[4:].decode("utf-16-le", "replace")
-    except OSError:
-        loader_info = ""
+    loader_info = loader_var("LoaderInfo", os.path.join(root, "sys/firmware/efi/efivars")) or ""
     if "systemd-boot" in loader_info:
         return "systemd-boot"
     if os.path.isdir(os.path.join(root, "etc/zfsbootmenu")):

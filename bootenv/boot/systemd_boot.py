@@ -40,9 +40,9 @@ from ..errors import OperationFailed
 from ..model import BootEnv
 from ..zfs.run import CommandFailed, Runner
 from .base import Bootloader
+from .efivars import EFIVARS, LOADER_GUID, loader_var  # noqa: F401  (LOADER_GUID: for callers)
 from .kernels import check_kernel, probe_boot, version_key
 
-LOADER_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
 ENTRY_PREFIX = "bootenv-"
 FILES = "bootenv/files"  # on the ESP
 _FILE_LINE = re.compile(r"^(?:linux|initrd)\s+(\S+)", re.MULTILINE)
@@ -56,16 +56,6 @@ def file_digest(path: str) -> str:
     return h.hexdigest()[:16]
 
 
-def read_efi_string(path: str) -> Optional[str]:
-    """An EFI variable file (4 attribute bytes, then UTF-16LE, NUL-ended)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()[4:]
-    except OSError:
-        return None
-    return data.decode("utf-16-le", "replace").rstrip("\0") or None
-
-
 class SystemdBootBootloader(Bootloader):
     name = "systemd-boot"
     needs_mount = True
@@ -77,7 +67,7 @@ class SystemdBootBootloader(Bootloader):
         esp: Optional[str] = None,
         root: str = "/",
         cmdline_file: str = "/etc/kernel/cmdline",
-        efivars: str = "/sys/firmware/efi/efivars",
+        efivars: str = EFIVARS,
         runner: Optional[Runner] = None,
     ):
         super().__init__(root=root, runner=runner)
@@ -114,7 +104,7 @@ class SystemdBootBootloader(Bootloader):
     # ------------------------------------------------------------ EFI variables
 
     def _efi(self, var: str) -> Optional[str]:
-        return read_efi_string(os.path.join(self.efivars, f"{var}-{LOADER_GUID}"))
+        return loader_var(var, self.efivars)
 
     def _be_of_entry(self, be_root: str, entry: Optional[str]) -> Optional[str]:
         if entry and entry.startswith(ENTRY_PREFIX) and entry.endswith(".conf"):

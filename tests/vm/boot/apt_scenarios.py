@@ -42,7 +42,7 @@ def _deb(name: str, version: str):
 
 
 class AptScenarios:
-    """Mixed into a chain's Step (check, do, bes, running)."""
+    """Mixed into a chain's Step (check, do, bes, with_mounted)."""
 
     def publish(self, *debs: tuple[str, str]) -> None:
         """Add packages (name, version) to the test repository and refresh apt's lists."""
@@ -68,13 +68,6 @@ class AptScenarios:
 
     def new_bes(self, before: set[str]) -> list[dict]:
         return [b for b in self.bes() if b["name"] not in before]
-
-    def with_mounted(self, be: str, look):
-        where = self.do(f"bootenv mount {be}")["out"].strip().splitlines()[-1]
-        try:
-            return look(where)
-        finally:
-            self.do(f"bootenv unmount {be}")
 
     # ------------------------------------------------------------ the stage
 

@@ -20,21 +20,13 @@ bootenv detects systemd-boot from the firmware (LoaderInfo).
 from __future__ import annotations
 
 import os
+import sys
 
-from step import BE_ROOT, Step, sh
+from step import BE_ROOT, TREE, Step, sh
 
 ESP = "/boot/efi"
-EFIVARS = "/sys/firmware/efi/efivars"
-LOADER_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
-
-
-def efi_var(name: str) -> str | None:
-    """A systemd-boot loader variable (4 attribute bytes, UTF-16LE, NUL-ended)."""
-    try:
-        with open(f"{EFIVARS}/{name}-{LOADER_GUID}", "rb") as f:
-            return f.read()[4:].decode("utf-16-le", "replace").rstrip("\0") or None
-    except OSError:
-        return None
+sys.path.insert(0, TREE)
+from bootenv.boot.efivars import loader_var as efi_var  # noqa: E402  (the tree's own reader)
 
 
 class SystemdBootChain(Step):
@@ -116,11 +108,8 @@ class SystemdBootChain(Step):
     def refuse_kernel_without_modules(self) -> None:
         """(s5) A BE whose kernel has no modules in it (the classic broken
         rollback) is refused before anything changes."""
-        self.do("bootenv create nomod")
-        where = self.do("bootenv mount nomod")["out"].strip().splitlines()[-1]
         kver = os.uname().release
-        self.do(f"mv {where}/lib/modules/{kver} {where}/lib/modules/{kver}.away")
-        self.do("bootenv unmount nomod")
+        self.create_changed("nomod", "mv {where}/lib/modules/%s {where}/lib/modules/%s.away" % (kver, kver))
         default = self.efi("LoaderEntryDefault", now=True)
         r = sh("bootenv activate nomod")
         # stderr: the plan's progress ([1/5] ...), then the error, one line, last

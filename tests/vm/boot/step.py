@@ -110,20 +110,31 @@ class Step:
         self.do("systemctl daemon-reload && systemctl enable bootenv-boot.service bootenv-confirm.service")
         # No update-grub here: `bootenv create` runs it (~50 s under TCG each).
 
+    def with_mounted(self, be: str, use):
+        """`use(path)` with BE `be` mounted at path (by bootenv); its result."""
+        where = self.do(f"bootenv mount {be}")["out"].strip().splitlines()[-1]
+        try:
+            return use(where)
+        finally:
+            self.do(f"bootenv unmount {be}")
+
+    def create_changed(self, be: str, change: str) -> None:
+        """Create `be` and run the shell command `change` on it mounted
+        ({where} in it is the mount point)."""
+        self.do(f"bootenv create {be}")
+        self.with_mounted(be, lambda where: self.do(change.format(where=where)))
+
     def create_failing_health(self, be: str) -> None:
         """Create `be` with a health check that always fails."""
-        self.do(f"bootenv create {be}")
-        where = self.do(f"bootenv mount {be}")["out"].strip().splitlines()[-1]
-        self.do(f"mkdir -p {where}/etc/bootenv/health.d && printf '#!/bin/sh\\necho vmtest: failing on purpose >&2\\nexit 3\\n' >{where}/etc/bootenv/health.d/50-vmtest-fail && chmod +x {where}/etc/bootenv/health.d/50-vmtest-fail")
-        self.do(f"bootenv unmount {be}")
+        check = "{where}/etc/bootenv/health.d/50-vmtest-fail"
+        self.create_changed(be, "mkdir -p {where}/etc/bootenv/health.d && "
+                            f"printf '#!/bin/sh\\necho vmtest: failing on purpose >&2\\nexit 3\\n' >{check} && chmod +x {check}")
 
     def create_dead(self, be: str) -> None:
         """Create `be` whose PID 1 exits at once: the kernel panics
         (panic=5 -> reboot -> qemu exits): a BE that never comes up."""
-        self.do(f"bootenv create {be}")
-        where = self.do(f"bootenv mount {be}")["out"].strip().splitlines()[-1]
-        self.do(f"rm -f {where}/sbin/init && printf '#!/bin/sh\\necho BOOTENV-VMTEST: dead init, exiting\\nexit 1\\n' >{where}/sbin/init && chmod +x {where}/sbin/init")
-        self.do(f"bootenv unmount {be}")
+        self.create_changed(be, "rm -f {where}/sbin/init && printf '#!/bin/sh\\necho BOOTENV-VMTEST: dead init, exiting\\nexit 1\\n' "
+                            ">{where}/sbin/init && chmod +x {where}/sbin/init")
 
 
 def chain_class(name: str) -> type[Step]:
