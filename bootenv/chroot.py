@@ -1,11 +1,17 @@
 """Run a command inside a boot environment that is not running.
 
-`Chroot(engine, name)` is a context manager: on entry it mounts the BE
-(engine.mount, under /run/bootenv/NAME), bind-mounts /dev /proc /sys /run
-into it (recursively, then made slaves so unmounting them can never
-propagate back to the host's own mounts), and installs a
+`Chroot(engine, name)` is a context manager: on entry it moves bootenv
+into a mount namespace of its own (zfs/mountns.py: every mount there is
+private), mounts the BE in it (engine.mount, under /run/bootenv/NAME),
+bind-mounts /dev /proc /sys /run into it recursively, and installs a
 `usr/sbin/policy-rc.d` that exits 101 so maintainer scripts start no
-services. On exit it first stops whatever still runs inside (after Ctrl-C,
+services. Nothing of this is seen by any other mount namespace: not by the
+admin's shell, not by services with private mounts (systemd-udevd, any
+unit with PrivateTmp=), which on a systemd host would otherwise receive
+copies of the BE mount and its binds and keep the clone busy after
+bootenv unmounted it ("dataset is busy" on destroy). Should bootenv be
+killed, the kernel drops the namespace and its mounts with it.
+On exit it first stops whatever still runs inside (after Ctrl-C,
 dpkg and its maintainer script: chroot_procs.py), then undoes every one of
 those steps, newest first, on
 success, on error and on Ctrl-C alike (SIGINT is ignored while it undoes,
@@ -153,14 +159,15 @@ class Chroot:
         return False
 
     def _setup(self) -> None:
-        self.path = self.engine.mount(self.name, self._want_path)
+        self.path = self.engine.mount(self.name, self._want_path, private=True)
         self._undo.append((f"unmount boot environment {self.name}", lambda: self.engine.unmount(self.name)))
         for source in self.binds:
             target = os.path.join(self.path, source.lstrip("/"))
             os.makedirs(target, exist_ok=True)
+            # In bootenv's private namespace: the binds are private copies,
+            # so unmounting them can never propagate to the host's mounts.
             self.runner.run(["mount", "--rbind", source, target], mutating=True)
             self._undo.append((f"unmount {target}", lambda t=target: self._umount(t)))
-            self.runner.run(["mount", "--make-rslave", target], mutating=True)
         self._install_policy()
         # Undone first: nothing may still run inside when the mounts go.
         self._undo.append((f"stop the processes still running in {self.path}", self._stop_processes))

@@ -373,7 +373,7 @@ class Engine:
         elif be.mounted:
             raise Refused(f"{be.name} is mounted; unmount it before activating")
         else:
-            path = self.mount(be.name)
+            path = self.mount(be.name, private=True)
             try:
                 self.bootloader.mid_activate(be, path)
             finally:
@@ -525,10 +525,24 @@ class Engine:
     def _mount_path(self, name: str) -> str:
         return os.path.join(self.mount_base, name)
 
-    def mount(self, name: str, path: Optional[str] = None) -> str:
+    def mount(self, name: str, path: Optional[str] = None, *, private: bool = False) -> str:
         """Mount a BE's whole tree at `path` (default /run/bootenv/NAME),
         children at their place below it. Return the path. Raise Refused
-        if it is running or already mounted."""
+        if it is running or already mounted.
+
+        `private` (the sandbox chroot, a bootloader's look inside a BE):
+        first move bootenv into a mount namespace of its own, so no other
+        namespace ever receives these mounts and they vanish with bootenv
+        even if it is killed (zfs/mountns.py). Without it (`bootenv
+        mount`) the mount is made in the caller's namespace, for the
+        admin's shell to see; service namespaces that copy it are slaves
+        (systemd's propagation) and receive the unmount, and `unmount`
+        checks that none kept it."""
+        if private:
+            try:
+                self.zfs.private_mounts()
+            except ZfsError as exc:
+                raise OperationFailed(f"mount {name}: {exc}") from exc
         scan = self.scan()
         top = self._top(scan, name)
         if top.name == scan.running:

@@ -279,6 +279,13 @@ class ZfsBackend(Protocol):
         """Return the ZFS filesystem mounted at `path`, or None."""
         ...
 
+    def private_mounts(self) -> None:
+        """From now on, mounts this process (and what it starts) makes are
+        seen by no other mount namespace (real backends: a namespace of
+        bootenv's own, bootenv/mountns.py). Idempotent. Raise
+        PermissionDenied if the system refuses."""
+        ...
+
 
 def pool_of(name: str) -> str:
     """The pool a dataset name belongs to."""

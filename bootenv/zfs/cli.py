@@ -19,7 +19,9 @@ import os
 import re
 from typing import Iterable, Mapping, Sequence
 
+from . import mountns
 from . import run as _run
+from .mountinfo import explain_busy, namespace_holds, parse_mountinfo, unescape_mountinfo  # noqa: F401 (re-exported)
 from .base import (
     LIST_PROPERTIES,
     CrossPool,
@@ -148,35 +150,6 @@ def _in_tree(name: str, root: str) -> bool:
     return name == root or name.startswith(root + "/") or name.startswith(root + "@")
 
 
-_OCTAL = re.compile(r"\\([0-7]{3})")
-
-
-def unescape_mountinfo(field: str) -> str:
-    r"""Undo the kernel's octal escapes in a mountinfo field (\040 space,
-    \011 tab, \012 newline, \134 backslash)."""
-    raw = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
-    # Non-ASCII bytes arrive escaped one byte at a time: rebuild them.
-    try:
-        return raw.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return raw
-
-
-def parse_mountinfo(text: str) -> list[tuple[str, str, str]]:
-    """Given /proc/self/mountinfo, return (mountpoint, fstype, source) for
-    every mount, in mount order (a later entry on the same path covers an
-    earlier one)."""
-    mounts: list[tuple[str, str, str]] = []
-    for line in text.splitlines():
-        fields = line.split(" ")
-        try:
-            sep = fields.index("-", 6)
-        except ValueError:
-            continue
-        if len(fields) < sep + 3:
-            continue
-        mounts.append((unescape_mountinfo(fields[4]), fields[sep + 1], unescape_mountinfo(fields[sep + 2])))
-    return mounts
 
 
 # ----------------------------------------------------------------- backend
@@ -200,11 +173,13 @@ class ZfsCommands:
         zfs: str = "zfs",
         zpool: str = "zpool",
         mountinfo: str = "/proc/self/mountinfo",
+        proc: str = "/proc",
     ):
         self._runner = runner
         self.zfs_cmd = zfs
         self.zpool_cmd = zpool
         self.mountinfo_path = mountinfo
+        self.proc_path = proc
 
     # -- plumbing
 
@@ -237,6 +212,15 @@ class ZfsCommands:
     def mountpoints_of(self, name: str) -> list[str]:
         """Where filesystem `name` is mounted (usually one place, or none)."""
         return [mp for mp, fstype, source in self._mounts() if fstype == "zfs" and source == name]
+
+    def _busy(self, exc: DatasetBusy, name: str, mountpoints: Sequence[str] = ()) -> DatasetBusy:
+        """`exc` (EBUSY on `name`) with what holds it: a mount left in
+        another namespace, or a process using `mountpoints`. A held
+        snapshot is busy for its holds: it stays as it is."""
+        if isinstance(exc, SnapshotHeld):
+            return exc
+        why = explain_busy([name], mountpoints, proc=self.proc_path)
+        return DatasetBusy(f"{exc}: {why}" if why else str(exc), name, exc.errno)
 
     def _mounted_in_tree(self, name: str) -> bool:
         """Whether `name`, a descendant or one of their snapshots is mounted."""
@@ -369,14 +353,20 @@ class ZfsCommands:
 
     def rename(self, old: str, new: str) -> None:
         self._check_rename(old, new)
-        self._zfs("rename", old, new, name=old, mutating=True)
+        try:
+            self._zfs("rename", old, new, name=old, mutating=True)
+        except DatasetBusy as exc:
+            raise self._busy(exc, old, self.mountpoints_of(old)) from None
 
     def destroy(self, name: str) -> None:
         if "@" not in name and self.mountpoints_of(name):
             # libzfs_core refuses to destroy a mounted filesystem (EBUSY);
             # `zfs destroy` would unmount it first. Behave like the library.
             raise DatasetBusy(f"cannot destroy '{name}': filesystem is mounted", name)
-        self._zfs("destroy", name, name=name, mutating=True)
+        try:
+            self._zfs("destroy", name, name=name, mutating=True)
+        except DatasetBusy as exc:
+            raise self._busy(exc, name) from None
 
     def hold(self, snapshot: str, tag: str) -> None:
         self._zfs("hold", tag, snapshot, name=snapshot, mutating=True)
@@ -406,6 +396,14 @@ class ZfsCommands:
                 raise DatasetNotFound(f"cannot mount '{name}': dataset does not exist", name) from None
             raise
 
+    def private_mounts(self) -> None:
+        if self.runner.dry_run:
+            return
+        try:
+            mountns.enter_private_namespace()
+        except OSError as exc:
+            raise PermissionDenied(f"cannot give bootenv a mount namespace of its own: {exc.strerror}") from None
+
     def unmount(self, name: str) -> None:
         where = self.mountpoints_of(name)
         if not where:
@@ -414,4 +412,18 @@ class ZfsCommands:
             raise NotMounted(f"cannot unmount '{name}': not currently mounted", name)
         # Innermost (latest) mount first, should it be mounted twice.
         for mountpoint in reversed(where):
-            self._cmd(["umount", mountpoint], name=name, mutating=True)
+            try:
+                self._cmd(["umount", mountpoint], name=name, mutating=True)
+            except DatasetBusy as exc:
+                raise self._busy(exc, name, [mountpoint]) from None
+        if not mountns.in_private_namespace() and not self.runner.dry_run:
+            # Mounted in the admin's namespace: service namespaces that
+            # received a copy must have dropped it too, or it stays busy.
+            holds = namespace_holds([name], self.proc_path)
+            if holds:
+                raise DatasetBusy(
+                    f"unmounted '{name}' here, but it is still mounted in the "
+                    + "; the ".join(h.describe() for h in holds)
+                    + "; release it with " + "; ".join(h.release() for h in holds),
+                    name,
+                )

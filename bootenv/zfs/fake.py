@@ -83,6 +83,7 @@ class FakeZfs(MountsMixin, ListingMixin):
         self._mounts: dict[str, Fs] = {}
         self._faults: dict[str, list[BaseException]] = {}
         self._depth = 0
+        self.private_mount_calls = 0  # private_mounts(): what a real backend would isolate
 
     # ------------------------------------------------------------ helpers
 

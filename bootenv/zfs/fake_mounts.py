@@ -75,6 +75,12 @@ class MountsMixin:
         fs.mount = None
 
     @op(mutating=False)
+    def private_mounts(self) -> None:
+        # In-memory mounts are seen by no one: only count the call, so tests
+        # can check that a short mount asked for isolation first.
+        self.private_mount_calls += 1
+
+    @op(mutating=False)
     def mounted_at(self, path: str) -> str | None:
         fs = self._mounts.get(norm_path(path))
         return fs.name if fs else None

@@ -287,7 +287,10 @@ class LzcZfs(ZfsCommands):
             return super().rename(old, new)
         if self._refuse("lzc_rename", old, new):
             return
-        self._call("lzc_rename", _b(old), _b(new), name=old)
+        try:
+            self._call("lzc_rename", _b(old), _b(new), name=old)
+        except DatasetBusy as exc:
+            raise self._busy(exc, old) from None
 
     def destroy(self, name: str) -> None:
         if "@" in name:
@@ -303,12 +306,14 @@ class LzcZfs(ZfsCommands):
             return
         try:
             self._call("lzc_destroy", _b(name), name=name)
-        except (DatasetBusy, DatasetExists) as exc:
-            # Not mounted (checked above): EBUSY means it has snapshots,
-            # EEXIST that it has children.
-            raise HasDependents(
-                f"cannot destroy '{name}': filesystem has children or snapshots", name, exc.errno
-            ) from None
+        except DatasetExists as exc:  # EEXIST: it has children
+            raise HasDependents(f"cannot destroy '{name}': filesystem has children", name, exc.errno) from None
+        except DatasetBusy as exc:
+            # EBUSY: it has snapshots, or it is not mounted HERE (checked
+            # above) but still mounted in another mount namespace.
+            if self._zfs("list", "-H", "-o", "name", "-t", "snapshot", "-d", "1", name, name=name).strip():
+                raise HasDependents(f"cannot destroy '{name}': filesystem has snapshots", name, exc.errno) from None
+            raise self._busy(DatasetBusy(f"cannot destroy '{name}': dataset is busy", name, exc.errno), name) from None
 
     def hold(self, snapshot: str, tag: str) -> None:
         if self._refuse("lzc_hold", snapshot, tag):

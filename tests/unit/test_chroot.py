@@ -29,11 +29,12 @@ def test_sets_up_binds_policy_and_undoes_everything(engine, zfs, be, tmp_path):
     warnings = []
     with Chroot(engine, "new", runner=runner, warn=warnings.append) as root:
         path = root.path
+        assert zfs.private_mount_calls == 1  # a namespace of bootenv's own before the first mount
         assert path == str(tmp_path / "mnt" / "new")
         assert zfs.mounted_at(path) == "rpool/ROOT/new"
         assert runner.bound() == [f"{path}/dev", f"{path}/proc", f"{path}/sys", f"{path}/run"]
         for target in runner.bound():
-            assert ["mount", "--make-rslave", target] in runner.calls
+            assert ["mount", "--make-rslave", target] not in runner.calls  # private namespace: no propagation to undo
         policy = os.path.join(path, POLICY_RC_D)
         assert open(policy).read() == POLICY_SCRIPT and os.access(policy, os.X_OK)
         assert root.run(["apt-get", "-y", "upgrade"], env={"X": "1"}) == 0

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from bootenv.boot.base import Bootloader
 from bootenv.engine import Engine
 from bootenv.errors import BeExists, BeNotFound, InvalidBeName, NoZfsRoot, OperationFailed, Refused, UsageError
 from bootenv.model import PROP_COMMAND, PROP_KIND, PROP_ORIGIN_BE, PROP_SNAPSHOT, PROP_STATE, PROP_TITLE
@@ -319,6 +320,28 @@ def test_mount_and_unmount_deep_be(clock, tmp_path):
     assert zfs.mounted_at(path) is None and not engine.get("ck").mounted
     with pytest.raises(Refused, match="running"):
         engine.mount("debian")
+    # `bootenv mount` stays in the admin's namespace: their shell must see it
+    assert zfs.private_mount_calls == 0
+    engine.mount("ck", private=True)
+    assert zfs.private_mount_calls == 1 and engine.get("ck").mounted
+
+
+def test_a_bootloader_that_looks_inside_mounts_privately(clock, tmp_path):
+    zfs = FakeZfs(clock=clock, strict=True)
+    build_system(zfs)
+    seen = []
+
+    class Looking(Bootloader):
+        needs_mount = True
+
+        def mid_activate(self, be, path):
+            seen.append((path, zfs.private_mount_calls, zfs.mounted_at(path)))
+
+    engine = Engine(zfs, Looking(), clock=clock, mount_base=str(tmp_path))
+    engine.plan_create("ck").execute()
+    engine.plan_activate("ck").execute()
+    assert seen == [(str(tmp_path / "ck"), 1, "rpool/ROOT/ck")]
+    assert not engine.get("ck").mounted
 
 
 def test_set_metadata_only_in_our_namespace(engine, zfs):

@@ -491,12 +491,50 @@ def test_lzc_clone_passes_native_props_in_the_same_call(lzc):
         backend.clone("p/a@x", "p/c", {"canmount": "sometimes"})
 
 
-def test_lzc_destroy_filesystem_with_snapshots_has_dependents(lzc):
+def test_lzc_destroy_filesystem_with_snapshots_has_dependents(lzc, cmds):
     backend, mod = lzc
     mod.raises["lzc_destroy"] = mod.exceptions.DatasetBusy(b"p/a")
+    cmds.reply("zfs", "list", "-H", "-o", "name", "-t", "snapshot", "-d", "1", "p/a", stdout="p/a@s\n")
     with pytest.raises(HasDependents) as info:
         backend.destroy("p/a")
     assert info.value.errno == errno.EBUSY
+    assert "has snapshots" in str(info.value)
+
+
+def test_lzc_destroy_busy_without_snapshots_names_the_namespace_holding_it(cmds, tmp_path):
+    """EBUSY on an unmounted filesystem with no snapshots: a copy of its
+    mount lives on in a service's namespace (issue 9), never "has children"."""
+    from bootenv.zfs.lzc import LzcZfs
+
+    from .fake_proc import FakeProc
+
+    proc = FakeProc(tmp_path / "proc")
+    proc.add(1, "systemd")
+    proc.add(318, "systemd-udevd", ns="mnt:[4026532219]", unit="systemd-udevd.service", mounts=[("/run/bootenv/a", "p/a")])
+    mod = fake_lzc_module()
+    backend = LzcZfs(Runner(), lzc=mod, mountinfo=str(cmds.mountinfo), proc=proc.path)
+    mod.raises["lzc_destroy"] = mod.exceptions.DatasetBusy(b"p/a")
+    cmds.reply("zfs", "list", stdout="")
+    with pytest.raises(DatasetBusy) as info:
+        backend.destroy("p/a")
+    assert not isinstance(info.value, HasDependents)
+    message = str(info.value)
+    assert message.startswith("cannot destroy 'p/a': dataset is busy: still mounted in the mount namespace mnt:[4026532219] of systemd-udevd (pid 318")
+    assert "systemctl restart systemd-udevd.service" in message
+
+
+def test_cli_unmount_reports_a_copy_left_in_another_namespace(cmds, tmp_path):
+    from .fake_proc import FakeProc
+
+    proc = FakeProc(tmp_path / "proc")
+    proc.add(1, "systemd")
+    proc.add(318, "systemd-udevd", ns="mnt:[7]", unit="systemd-udevd.service", mounts=[("/run/bootenv/a", "p/a")])
+    cmds.mountinfo.write_text(cmds.mount_line("/run/bootenv/a", "p/a"))
+    backend = ZfsCommands(Runner(), mountinfo=str(cmds.mountinfo), proc=proc.path)
+    with pytest.raises(DatasetBusy) as info:
+        backend.unmount("p/a")
+    assert ["umount", "/run/bootenv/a"] in cmds.calls
+    assert "still mounted in the mount namespace mnt:[7] of systemd-udevd (pid 318" in str(info.value)
 
 
 def test_lzc_destroy_mounted_is_busy_without_a_call(lzc, cmds):
