@@ -3,6 +3,9 @@
 
     tests/vm/boots.py run [grub] [systemd-boot] [--quiet]
                                    run the boot chains (default both), print a summary
+    BOOTENV_VM_ONLY=METHOD tests/vm/boots.py run grub
+                                   boot once and run only that step method
+                                   (e.g. `quick`: the sandbox scenarios)
 
 QEMU boots the disk ITSELF, no -kernel, through one of two real chains:
   grub          SeaBIOS -> GRUB (i386-pc) -> zfs-initramfs -> systemd
@@ -78,7 +81,7 @@ OVMF_CODE = Path(os.environ.get("BOOTENV_VM_OVMF_CODE", "/usr/share/OVMF/OVMF_CO
 OVMF_VARS = Path(os.environ.get("BOOTENV_VM_OVMF_VARS", "/usr/share/OVMF/OVMF_VARS_4M.fd"))
 # The chains (tests/vm/boot/step.py runs the one named in run_dir/chain):
 # how the disk is booted, and the most boots the chain takes.
-CHAINS = {"grub": ("bios", 9), "systemd-boot": ("uefi", 6)}
+CHAINS = {"grub": ("bios", 10), "systemd-boot": ("uefi", 6)}
 
 
 def qemu_argv(disk: Path, run_dir: Path, tree: Path, firmware: str = "bios",
@@ -122,6 +125,8 @@ def run_boots(chain: str = "grub", *, run_dir: Path | None = None, tree: Path = 
         (run_dir / "out").mkdir(parents=True)
         (run_dir / "tree").mkdir()
         (run_dir / "chain").write_text(chain + "\n")
+        if os.environ.get("BOOTENV_VM_ONLY"):  # debugging: one step method on boot 1, then done
+            (run_dir / "only").write_text(os.environ["BOOTENV_VM_ONLY"] + "\n")
         if firmware == "uefi":
             shutil.copyfile(OVMF_VARS, run_dir / "efivars.fd")
         run = BootsRun(run_dir)

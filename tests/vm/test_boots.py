@@ -24,6 +24,8 @@ SCENARIOS = {
         "e": "a real `bootenv dist-upgrade` rolls back by booting its checkpoint",
         "f": "the apt hook takes one checkpoint for a plain apt install",
         "g": "the apt hook takes one checkpoint for an unattended-upgrades run of several dpkg batches",
+        "h": "the sandbox on a booted system: upgrade, failing postinst, Ctrl-C; no mount left in any namespace",
+        "i": "a BE held in another mount namespace is refused as busy, naming the holders; destroyed once released",
     },
     "systemd-boot": {
         "s1": "activate + reboot boots the activated BE through systemd-boot",

@@ -44,12 +44,13 @@ def _deb(name: str, version: str):
 class AptScenarios:
     """Mixed into a chain's Step (check, do, bes, with_mounted)."""
 
-    def publish(self, *debs: tuple[str, str]) -> None:
-        """Add packages (name, version) to the test repository and refresh apt's lists."""
+    def publish(self, *debs) -> None:
+        """Add packages ((name, version) pairs, or tests.debs.Deb) to the
+        test repository and refresh apt's lists."""
         sys.path.insert(0, TREE)
         from tests.debs import build_repo
 
-        build_repo(Path(APT_REPO), [_deb(n, v) for n, v in debs], origin=ORIGIN)
+        build_repo(Path(APT_REPO), [d if not isinstance(d, tuple) else _deb(*d) for d in debs], origin=ORIGIN)
         self.do("apt-get update -q")
 
     def sources_aside(self, root: str = "") -> None:
@@ -71,7 +72,9 @@ class AptScenarios:
 
     # ------------------------------------------------------------ the stage
 
-    def apt_on_g(self) -> None:
+    def hooks_on_g(self) -> None:
+        """(f) and (g): the apt hook installed on g, under apt and under
+        unattended-upgrades."""
         self.check("e", sh("dpkg -s hello")["rc"] != 0, "hello is not installed on g before the apt scenarios")
         self.do(f"rm -rf {APT_REPO} && mkdir -p {os.path.dirname(PRE_INVOKE_LOG)}")
         self.do(f"install -m644 {TREE}/contrib/apt/80bootenv /etc/apt/apt.conf.d/80bootenv")
@@ -81,6 +84,15 @@ class AptScenarios:
         try:
             self.hook_under_apt()
             self.hook_under_unattended_upgrades()
+        finally:
+            self.sources_back()
+
+    def dist_upgrade_on_g(self) -> None:
+        """(e): a real in-place dist-upgrade under a checkpoint (the hook
+        still installed), then activate the checkpoint for the next boot."""
+        self.do(f"mkdir -p {os.path.dirname(PRE_INVOKE_LOG)}")
+        self.sources_aside()
+        try:
             cp = self.dist_upgrade_in_place()
         finally:
             self.sources_back()

@@ -1,5 +1,6 @@
-"""The GRUB chain (SeaBIOS -> GRUB): one run, 8 boots; boot 6 never comes
-up, by design.
+"""The GRUB chain (SeaBIOS -> GRUB): one run, 9 boots; boot 6 never comes
+up, by design. No boot carries more than about half its time budget
+(BOOTENV_VM_BOOT_TIMEOUT): the apt scenarios are spread over boots 7-9.
 
   1 debian  refresh bootenv from the tree; create x; activate x           (a)
   2 x       check (a); create g; activate g --once                        (d)
@@ -12,21 +13,25 @@ up, by design.
   7 g       check (c): back on g, dead marked failed; then apt against a
             local repository (the only apt source), apt_scenarios.py:
             the apt hook under a plain apt (f) and under a real
-            unattended-upgrades run (g); a real `bootenv dist-upgrade
-            --in-place` hello 1.0 -> 2.0 under a checkpoint; activate the
-            checkpoint                                                    (e)
-  8 cp      check (e): / is the checkpoint, hello is 1.0 again, g still
-            has 2.0; done
+            unattended-upgrades run (g)
+  8 g       a real `bootenv dist-upgrade --in-place` hello 1.0 -> 2.0
+            under a checkpoint; activate the checkpoint                   (e)
+  9 cp      check (e): / is the checkpoint, hello is 1.0 again, g still
+            has 2.0; the sandbox on a booted system, sandbox_scenarios.py:
+            upgrade, failing postinst, Ctrl-C, no mount left in any
+            namespace (h); a busy BE is named busy with its holders (i);
+            done
 """
 
 from __future__ import annotations
 
 from apt_scenarios import AptScenarios
+from sandbox_scenarios import SandboxScenarios
 from step import BE_ROOT, Step, sh
 
 
-class GrubChain(AptScenarios, Step):
-    last_boot = 8
+class GrubChain(SandboxScenarios, AptScenarios, Step):
+    last_boot = 9
 
     def loader_facts(self) -> None:
         self.facts["bootenv_env"] = sh("grub-editenv /boot/grub/bootenv.env list")["out"]
@@ -90,8 +95,21 @@ class GrubChain(AptScenarios, Step):
         self.check("c", not self.status("trial"), f"the trial is over (trial {self.status('trial')})")
         self.check("c", not self.once_pending(), "no one-shot left in bootenv.env")
         self.check("d", self.running == "g", "g still boots by default")
-        self.apt_on_g()
+        self.hooks_on_g()
 
     def stage8(self) -> None:
+        self.check("e", self.running == "g", f"the boot after the hook scenarios is g (root {self.facts['root']})")
+        self.dist_upgrade_on_g()
+
+    def stage9(self) -> None:
         self.check_rollback()
+        self.sandbox_on_booted()
+        self.busy_is_busy()
         self.next_action = "poweroff"
+
+    def quick(self) -> None:
+        """BOOTENV_VM_ONLY=quick (boots.py): boot 1 only, the sandbox
+        scenarios on the disk's own BE."""
+        self.refresh_bootenv()
+        self.sandbox_on_booted()
+        self.busy_is_busy()

@@ -160,7 +160,12 @@ def main() -> int:
     try:
         step = chain_class(open(f"{SHARE}/chain").read().strip())(n)
         step.gather()
-        getattr(step, f"stage{n}", lambda: None)()
+        only = open(f"{SHARE}/only").read().strip() if os.path.exists(f"{SHARE}/only") else ""
+        if only:  # a debugging run of one method on boot 1 (boots.py BOOTENV_VM_ONLY)
+            step.last_boot = 1
+            getattr(step, only)()
+        else:
+            getattr(step, f"stage{n}", lambda: None)()
     except Exception:
         error = traceback.format_exc()
         print(error, flush=True)
