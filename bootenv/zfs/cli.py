@@ -219,8 +219,7 @@ class ZfsCommands:
         snapshot is busy for its holds: it stays as it is."""
         if isinstance(exc, SnapshotHeld):
             return exc
-        why = explain_busy([name], mountpoints, proc=self.proc_path)
-        return DatasetBusy(f"{exc}: {why}" if why else str(exc), name, exc.errno)
+        return DatasetBusy(f"{exc}: {explain_busy([name], mountpoints, proc=self.proc_path)}", name, exc.errno)
 
     def _mounted_in_tree(self, name: str) -> bool:
         """Whether `name`, a descendant or one of their snapshots is mounted."""

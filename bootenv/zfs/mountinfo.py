@@ -76,10 +76,13 @@ class NamespaceHold:
         return f"mount namespace {self.namespace} of {self.command} (pid {self.pid}{unit}) at {where}"
 
     def release(self) -> str:
+        # Restarting the service is what always works: measured on a booted
+        # Debian 12, unmounting the copies inside udevd's namespace (nsenter)
+        # left the dataset busy until systemd-udevd restarted.
         how = f"nsenter -t {self.pid} -m umount {' '.join(reversed(self.mountpoints))}"
         if self.unit and self.unit.endswith(".service"):
-            return f"'{how}' or 'systemctl restart {self.unit}'"
-        return f"'{how}' or stop pid {self.pid}"
+            return f"'systemctl restart {self.unit}' (or '{how}')"
+        return f"stopping pid {self.pid} (or '{how}')"
 
 
 @dataclass(frozen=True)
@@ -208,7 +211,8 @@ def process_uses(mountpoints: Iterable[str], proc: str = "/proc") -> list[Proces
 def explain_busy(datasets: Iterable[str], mountpoints: Iterable[str] = (), proc: str = "/proc") -> str:
     """One sentence naming what holds `datasets` busy and how to release
     it: mounts left in other namespaces, then processes using
-    `mountpoints`. Empty when nothing is found (then ZFS's own word stands)."""
+    `mountpoints`. When nothing is found, say where to look: a service's
+    namespace can keep a dataset busy without showing the mount."""
     datasets = list(datasets)
     holds = namespace_holds(datasets, proc)
     uses = process_uses(mountpoints, proc)
@@ -225,4 +229,8 @@ def explain_busy(datasets: Iterable[str], mountpoints: Iterable[str] = (), proc:
         more = f" and {len(uses) - len(named_uses)} more" if len(uses) > len(named_uses) else ""
         parts.append("in use by " + "; ".join(u.describe() for u in named_uses) + more
                      + "; stop them or leave the directory")
+    if not parts:
+        parts.append("no process or mount namespace shows it mounted; a service with private mounts "
+                     "(systemd-udevd, PrivateTmp=, ProtectSystem=) can still hold a copy it received: "
+                     "restart it ('systemctl restart systemd-udevd.service')")
     return "; ".join(parts)

@@ -26,8 +26,8 @@ SCENARIOS = {
         "e": ("a real `bootenv dist-upgrade` rolls back by booting its checkpoint", (7, 8, 9)),
         "f": ("the apt hook takes one checkpoint for a plain apt install", (7,)),
         "g": ("the apt hook takes one checkpoint for an unattended-upgrades run of several dpkg batches", (7,)),
-        "h": ("the sandbox on a booted system: upgrade, failing postinst, Ctrl-C; no mount left in any namespace", (9,)),
-        "i": ("a BE held in another mount namespace is refused as busy, naming the holders; destroyed once released", (9,)),
+        "h": ("the sandbox on a booted system: upgrade, failing postinst, Ctrl-C; no mount left in any namespace", (9, 10)),
+        "i": ("a BE held in another mount namespace is refused as busy, naming the holders; destroyed once released", (9, 10)),
     },
     "systemd-boot": {
         "s1": ("activate + reboot boots the activated BE through systemd-boot", (1, 2)),

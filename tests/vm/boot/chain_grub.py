@@ -1,6 +1,6 @@
-"""The GRUB chain (SeaBIOS -> GRUB): one run, 9 boots; boot 6 never comes
+"""The GRUB chain (SeaBIOS -> GRUB): one run, 10 boots; boot 6 never comes
 up, by design. No boot carries more than about half its time budget
-(BOOTENV_VM_BOOT_TIMEOUT): the apt scenarios are spread over boots 7-9.
+(BOOTENV_VM_BOOT_TIMEOUT): the apt scenarios are spread over boots 7-10.
 
   1 debian  refresh bootenv from the tree; create x; activate x           (a)
   2 x       check (a); create g; activate g --once                        (d)
@@ -18,20 +18,22 @@ up, by design. No boot carries more than about half its time budget
             under a checkpoint; activate the checkpoint                   (e)
   9 cp      check (e): / is the checkpoint, hello is 1.0 again, g still
             has 2.0; the sandbox on a booted system, sandbox_scenarios.py:
-            upgrade, failing postinst, Ctrl-C, no mount left in any
-            namespace (h); a busy BE is named busy with its holders (i);
-            done
+            an upgrade, a failing postinst, no mount left in any
+            namespace                                                     (h)
+ 10 cp      Ctrl-C in a sandbox (h); the good sandbox of boot 9 mounted the
+            old way is held by services and refused as busy, naming
+            them (i); done
 """
 
 from __future__ import annotations
 
 from apt_scenarios import AptScenarios
 from sandbox_scenarios import SandboxScenarios
-from step import BE_ROOT, Step, sh
+from step import BE_ROOT, OUT, Step, sh
 
 
 class GrubChain(SandboxScenarios, AptScenarios, Step):
-    last_boot = 9
+    last_boot = 10
 
     def loader_facts(self) -> None:
         self.facts["bootenv_env"] = sh("grub-editenv /boot/grub/bootenv.env list")["out"]
@@ -103,7 +105,12 @@ class GrubChain(SandboxScenarios, AptScenarios, Step):
 
     def stage9(self) -> None:
         self.check_rollback()
-        self.sandbox_on_booted()
+        self.sandbox_upgrade_and_failure()
+
+    def stage10(self) -> None:
+        cp = open(f"{OUT}/checkpoint").read().strip()
+        self.check("h", self.running == cp, f"boot 10 runs the checkpoint {cp} again (root {self.facts['root']})")
+        self.sandbox_interrupt()
         self.busy_is_busy()
         self.next_action = "poweroff"
 
@@ -111,5 +118,7 @@ class GrubChain(SandboxScenarios, AptScenarios, Step):
         """BOOTENV_VM_ONLY=quick (boots.py): boot 1 only, the sandbox
         scenarios on the disk's own BE."""
         self.refresh_bootenv()
-        self.sandbox_on_booted()
+        self.sandbox_upgrade_and_failure()
+        self.sandbox_interrupt()
         self.busy_is_busy()
+
