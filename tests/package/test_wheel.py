@@ -7,7 +7,6 @@ newest typer, click, tabulate), then a fake-pool scenario through its
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
