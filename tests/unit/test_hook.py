@@ -12,7 +12,7 @@ from bootenv.hook import Frontend, find_frontend, in_chroot, post_invoke, pre_in
 from bootenv.lock import exclusive
 from bootenv.zfs.fake import FakeZfs
 
-from .conftest import cli_runner
+from tests.unit.conftest import cli_runner
 
 
 APT = Frontend(100, "4242", "boot-1", "apt-get upgrade")

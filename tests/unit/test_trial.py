@@ -21,7 +21,7 @@ from bootenv.boot.recording import RecordingBootloader
 from bootenv.errors import EXIT_FAILURE, EXIT_REFUSED
 from bootenv.zfs.fake import FakeZfs
 
-from .conftest import cli_runner
+from tests.unit.conftest import cli_runner
 
 
 
