@@ -2,6 +2,9 @@
 #   make demo        bootenv on a real ZFS pool inside a QEMU guest
 #   make test        everything: unit, contract (fake ZFS), and the VM suite
 #   make test-fast   the fast layer only (unit + contract on the fake)
+#   make test-fast-debian  the fast layer on Debian's python3-typer/-click/-tabulate
+#   make test-wheel  the wheel in a fresh venv, dependencies as pip resolves them
+#   make deb         dist/bootenv_VERSION_all.deb (then: apt install ./dist/bootenv_*.deb)
 # Everything installs what it needs (apt-get included) on a fresh Debian.
 
 SHELL := /bin/bash
@@ -14,14 +17,71 @@ export BOOTENV_VM_CACHE ?= /var/cache/bootenv-vm
 HOST_PACKAGES := python3-venv python3-apt dpkg-dev grub-common
 VM_HOST_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs zstd dpkg-dev ovmf
 
-.PHONY: all test test-fast test-vm test-boots demo vm-image vm-rootdisk deps vm-deps venv bench clean
+.PHONY: all test test-fast test-fast-debian test-wheel test-deb deb deb-deps completion test-vm test-boots demo vm-image vm-rootdisk deps vm-deps venv bench clean
 
 all: test
 
-test: test-fast test-vm
+test: test-fast test-fast-debian test-wheel test-deb test-vm
 
 test-fast: venv
 	$(VPY) -m pytest tests/unit tests/contract
+
+# ---- packaging (issue 11) ----------------------------------------------
+# The fast layer again, on Debian bookworm's own typer 0.7 / click 8.1 /
+# tabulate 0.8.9 (the .deb's dependencies): a venv of Debian's packages
+# only, bootenv itself the one thing pip installs (--no-deps).
+DEBIAN_PY_PACKAGES := python3-typer python3-click python3-tabulate python3-pytest python3-hypothesis python3-pytest-mock
+DVENV := .venv-debian
+DVPY := $(DVENV)/bin/python
+
+test-fast-debian: $(DVENV)/.stamp
+	$(DVPY) tests/package/debian_versions.py
+	$(DVPY) -m pytest -p no:cacheprovider tests/unit tests/contract
+
+$(DVENV)/.stamp: pyproject.toml | deps
+	@bash tools/apt-ensure.sh $(DEBIAN_PY_PACKAGES)
+	test -x $(DVPY) || $(SYSPY) -m venv --system-site-packages $(DVENV)
+	$(DVPY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+# The wheel, installed into a fresh venv (no system site packages) with the
+# dependencies pip resolves from the index today, then a fake-pool scenario
+# through its `bootenv` command (tests/package/test_wheel.py).
+test-wheel: venv
+	$(VPY) -m pytest -p no:cacheprovider tests/package/test_wheel.py
+
+# The Debian package: built from a copy of the tree in build/deb/ (so
+# dpkg-buildpackage's ../ output stays inside it), moved to dist/. Debian's
+# python3 builds it, whatever python3 comes first on PATH.
+DEB_BUILD_PACKAGES := debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools \
+	python3-typer python3-click bash-completion lintian
+DEB_VERSION := $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
+DEBPATH := /usr/sbin:/usr/bin:/sbin:/bin
+
+deb: dist/bootenv_$(DEB_VERSION)_all.deb
+
+dist/bootenv_$(DEB_VERSION)_all.deb: $(wildcard $(shell git ls-files 2>/dev/null)) | deb-deps
+	rm -rf build/deb && mkdir -p build/deb/bootenv dist
+	tar -c --exclude-vcs --exclude=./.venv* --exclude=./build --exclude=./dist --exclude=./.pybuild \
+		--exclude='*.egg-info' --exclude=__pycache__ --exclude=.pytest_cache --exclude=.hypothesis . \
+		| tar -x -C build/deb/bootenv
+	cd build/deb/bootenv && PATH=$(DEBPATH) dpkg-buildpackage -us -uc -b
+	mv build/deb/bootenv_$(DEB_VERSION)_all.deb dist/
+	@echo "built dist/bootenv_$(DEB_VERSION)_all.deb"
+
+deb-deps: deps
+	@bash tools/apt-ensure.sh $(DEB_BUILD_PACKAGES)
+
+# The .deb: lintian (no errors), its contents, and the extracted program on
+# the fake pool with Debian's python3 (tests/package/test_deb.py).
+test-deb: deb venv
+	PATH=$(DEBPATH) lintian --fail-on error dist/bootenv_$(DEB_VERSION)_all.deb
+	$(VPY) -m pytest -p no:cacheprovider tests/package/test_deb.py
+
+# The bash completion, as debian/rules makes it.
+completion: venv
+	$(VPY) tools/gen_completion.py -o build/completion/bootenv
+# ---- end of packaging ----------------------------------------------------
 
 deps:
 	@bash tools/apt-ensure.sh $(HOST_PACKAGES)
@@ -41,7 +101,7 @@ bench: venv
 	$(VPY) bench/list_scale.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(DVENV) build dist *.egg-info .pytest_cache
 
 # ---- VM targets (tests/vm/) --------------------------------------------
 # The guest image is cached in $(BOOTENV_VM_CACHE)/<recipe hash>/ and built

@@ -21,6 +21,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
+from .clicompat import ABORTS, CLICK_EXCEPTIONS, USAGE_ERRORS
 from .errors import EXIT_ABORTED, EXIT_INTERRUPTED, EXIT_USAGE, Aborted, BootenvError, NotRoot
 from .plan import Plan
 
@@ -31,11 +32,14 @@ class BootenvGroup(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
         try:
             rv = super().main(args, prog_name or "bootenv", complete_var, standalone_mode=False, **extra)
-        except click.UsageError as exc:
+        except USAGE_ERRORS as exc:
             _fail(exc.format_message() + " (see 'bootenv --help')", EXIT_USAGE)
-        except click.ClickException as exc:
+        except CLICK_EXCEPTIONS as exc:
             _fail(exc.format_message(), exc.exit_code)
-        except (click.Abort, EOFError):
+        except (*ABORTS, EOFError) as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                # Ctrl-C, as typer 0.7 (Debian bookworm's) reports it.
+                _fail("interrupted", EXIT_INTERRUPTED)
             _fail("aborted", EXIT_ABORTED)
         except BootenvError as exc:
             _fail(str(exc), exc.exit_code)

@@ -81,14 +81,26 @@ def env(state, tmp_path):
     }
 
 
+def cli_runner():
+    """A typer CliRunner whose results have `stdout` and `stderr` apart,
+    on every click: click >= 8.2 always keeps them apart; click 8.1
+    (Debian bookworm's python3-click) only with mix_stderr=False."""
+    import inspect
+
+    from click.testing import CliRunner as ClickRunner
+    from typer.testing import CliRunner
+
+    if "mix_stderr" in inspect.signature(ClickRunner.__init__).parameters:
+        return CliRunner(mix_stderr=False)
+    return CliRunner()
+
+
 @pytest.fixture
 def run(env):
     """Run the CLI in process with `env`: run("create", "x") -> Result."""
-    from typer.testing import CliRunner
-
     from bootenv import cli
 
-    runner = CliRunner()
+    runner = cli_runner()
 
     def invoke(*args, input=None):
         return runner.invoke(cli.app, list(args), env=env, input=input)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 
 import pytest
-from typer.testing import CliRunner
 
 from bootenv import cli, hook
 from bootenv.hook import Frontend, find_frontend, in_chroot, post_invoke, pre_invoke
 from bootenv.lock import exclusive
 from bootenv.zfs.fake import FakeZfs
+
+from tests.unit.conftest import cli_runner
 
 
 APT = Frontend(100, "4242", "boot-1", "apt-get upgrade")
@@ -158,7 +159,7 @@ def run(state, tmp_path, no_chroot):
     }
 
     def invoke(*args):
-        return CliRunner().invoke(cli.app, list(args), env=env)
+        return cli_runner().invoke(cli.app, list(args), env=env)
 
     invoke.env = env
     return invoke

@@ -15,12 +15,13 @@ import json
 import stat
 
 import pytest
-from typer.testing import CliRunner
 
 from bootenv import cli
 from bootenv.boot.recording import RecordingBootloader
 from bootenv.errors import EXIT_FAILURE, EXIT_REFUSED
 from bootenv.zfs.fake import FakeZfs
+
+from tests.unit.conftest import cli_runner
 
 
 
@@ -45,7 +46,7 @@ class Machine:
         }
 
     def run(self, *args):
-        return CliRunner().invoke(cli.app, list(args), env=self.env)
+        return cli_runner().invoke(cli.app, list(args), env=self.env)
 
     def ok(self, *args):
         result = self.run(*args)
