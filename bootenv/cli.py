@@ -9,6 +9,7 @@ are imported by the commands that need them.
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import sys
@@ -21,16 +22,32 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .errors import EXIT_ABORTED, EXIT_INTERRUPTED, EXIT_USAGE, Aborted, BootenvError, NotRoot
+from .errors import (
+    EXIT_ABORTED,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_NO_ZFS,
+    EXIT_PERMISSION,
+    EXIT_USAGE,
+    Aborted,
+    BootenvError,
+    NotRoot,
+    UsageError,
+)
 from .plan import Plan
 
 
 class BootenvGroup(TyperGroup):
-    """Maps errors to one line on stderr and a meaningful exit code."""
+    """The CLI's one boundary: every error becomes one line on stderr and a
+    documented exit code (man/bootenv.8, EXIT STATUS), never a traceback."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        from .zfs.base import PermissionDenied, ZfsError, ZfsUnavailable
+
+        argv = list(sys.argv[1:] if args is None else args)
         try:
-            rv = super().main(args, prog_name or "bootenv", complete_var, standalone_mode=False, **extra)
+            check_utf8(argv)
+            rv = super().main(argv, prog_name or "bootenv", complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             _fail(exc.format_message() + " (see 'bootenv --help')", EXIT_USAGE)
         except click.ClickException as exc:
@@ -39,6 +56,14 @@ class BootenvGroup(TyperGroup):
             _fail("aborted", EXIT_ABORTED)
         except BootenvError as exc:
             _fail(str(exc), exc.exit_code)
+        except PermissionDenied as exc:
+            _fail(f"{exc} (try sudo)", EXIT_PERMISSION)
+        except ZfsUnavailable as exc:
+            _fail(str(exc), EXIT_NO_ZFS)
+        except ZfsError as exc:
+            _fail(f"ZFS: {exc}", EXIT_FAILURE)
+        except OSError as exc:
+            _fail_os(exc)
         if rv == EXIT_INTERRUPTED:
             # typer turns Ctrl-C (KeyboardInterrupt) into exit code 130,
             # returned silently when standalone_mode is off: say it.
@@ -46,9 +71,43 @@ class BootenvGroup(TyperGroup):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
+def check_utf8(argv: List[str]) -> None:
+    """Refuse an argument that is not valid UTF-8 (Python hands it over
+    with surrogate escapes; ZFS names, titles and the lock file want text)."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+            raise UsageError(f"argument is not valid UTF-8: {shown} (names and titles are text)") from None
+
+
 def _fail(message: str, code: int) -> None:
-    click.echo(f"bootenv: {message}", err=True)
+    try:
+        click.echo(f"bootenv: {message}", err=True)
+    except OSError:
+        pass  # stderr is gone too: the exit code is all that is left
     sys.exit(code)
+
+
+def _fail_os(exc: OSError) -> None:
+    """An OSError nothing below turned into a BootenvError: a file we could
+    not write (stdout on a full disk, a closed pipe) or open."""
+    _silence_stdout()
+    what = f"cannot use {exc.filename}" if exc.filename else "cannot write the output"
+    code = EXIT_PERMISSION if exc.errno in (errno.EACCES, errno.EPERM) else EXIT_FAILURE
+    _fail(f"{what}: {exc.strerror or exc}", code)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush of a
+    broken stdout does not print a traceback of its own on the way out."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file (a test's capture): nothing will flush it
 
 
 app = typer.Typer(
@@ -74,6 +133,8 @@ class Settings:
     be_root: Optional[str] = None
     running: Optional[str] = None
     bootloader: Optional[str] = None
+    dry_run: bool = False  # the global -n/--dry-run: every subcommand honours it or refuses
+    yes: bool = False  # the global -y/--yes: never ask
     _engine: object = field(default=None, repr=False)
 
     def engine(self):
@@ -92,6 +153,8 @@ class Settings:
                 raise UsageError(str(exc)) from exc
             except ZfsError as exc:
                 raise NoZfsRoot(str(exc)) from exc
+            # Engine(...) reads the pool (mounted_at, exists): a ZfsError
+            # there reaches the CLI's boundary (BootenvGroup.main).
             self._engine = Engine(
                 backend,
                 open_bootloader(self.bootloader, detect=not self.zfs_is_fake()),
@@ -112,6 +175,18 @@ def _settings(ctx: typer.Context) -> Settings:
     return ctx.find_root().obj
 
 
+def is_dry_run(ctx: typer.Context, dry_run: bool = False) -> bool:
+    """Whether this command is a dry run: its own -n, or the global one."""
+    return dry_run or _settings(ctx).dry_run
+
+
+def refuse_dry_run(ctx: typer.Context, command: str) -> None:
+    """A command that has no dry run refuses the global -n (exit 2) rather
+    than act: a dry run is always dry."""
+    if _settings(ctx).dry_run:
+        raise click.UsageError(f"'{command}' has no dry run: -n/--dry-run cannot be used with it")
+
+
 def _version(value: bool) -> None:
     if value:
         click.echo(f"bootenv {__version__}")
@@ -124,27 +199,31 @@ def root(
     list_: bool = typer.Option(False, "-l", help="List boot environments (same as 'list')."),
     activate_name: Optional[str] = typer.Option(None, "-a", metavar="NAME", help="Activate NAME (same as 'activate')."),
     remove_name: Optional[str] = typer.Option(None, "-r", metavar="NAME", help="Destroy NAME (same as 'destroy')."),
-    yes: bool = typer.Option(False, "-y", "--yes", help="With -r: do not ask for confirmation."),
-    dry_run: bool = typer.Option(False, "-n", "--dry-run", help="With -a/-r: show what would change, change nothing."),
+    yes: bool = typer.Option(False, "-y", "--yes", help="Do not ask for confirmation (with -r, or before any command)."),
+    dry_run: bool = typer.Option(False, "-n", "--dry-run", help="Show what would change, change nothing (with -a/-r, or before any command that changes something)."),
     zfs: Optional[str] = typer.Option(None, "--zfs", envvar="BOOTENV_ZFS", metavar="BACKEND", help="ZFS backend: auto, lzc, cli or fake:STATE.json."),
     be_root: Optional[str] = typer.Option(None, "--be-root", envvar="BOOTENV_BE_ROOT", metavar="DATASET", help="The BE root (default: the parent of the dataset mounted at /)."),
     running: Optional[str] = typer.Option(None, "--running", envvar="BOOTENV_RUNNING", metavar="DATASET", hidden=True, help="Treat DATASET as the running BE (test guests whose / is not ZFS)."),
     bootloader: Optional[str] = typer.Option(None, "--bootloader", envvar="BOOTENV_BOOTLOADER", metavar="DRIVER", help="Bootloader driver (default: bootfs)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
-    ctx.obj = Settings(zfs=zfs, be_root=be_root, running=running, bootloader=bootloader)
+    ctx.obj = Settings(zfs=zfs, be_root=be_root, running=running, bootloader=bootloader, dry_run=dry_run, yes=yes)
     if ctx.invoked_subcommand is not None:
-        if list_ or activate_name or remove_name:
+        if list_ or activate_name is not None or remove_name is not None:
             raise click.UsageError("-l, -a and -r are not combined with a command")
         return
-    chosen = [flag for flag, on in (("-l", list_), ("-a", activate_name), ("-r", remove_name)) if on]
+    chosen = [
+        flag
+        for flag, on in (("-l", list_), ("-a", activate_name is not None), ("-r", remove_name is not None))
+        if on
+    ]
     if len(chosen) > 1:
         raise click.UsageError(f"{' and '.join(chosen)} cannot be combined")
     if list_:
         list_cmd(ctx, scripted=False, as_json=False)
-    elif activate_name:
+    elif activate_name is not None:
         activate(ctx, activate_name, dry_run=dry_run, once=False)
-    elif remove_name:
+    elif remove_name is not None:
         destroy(ctx, remove_name, yes=yes, dry_run=dry_run)
     else:
         click.echo(ctx.get_help())
@@ -186,7 +265,10 @@ def _apply(
     quiet: bool = False,
 ) -> object:
     """Build a plan under the lock, show it, ask if it destroys anything
-    (or `ask` is given), then execute it with progress. Return its result."""
+    (or `ask` is given), then execute it with progress. Return its result.
+    The global -n and -y count as this command's own."""
+    dry_run = is_dry_run(ctx, dry_run)
+    yes = yes or _settings(ctx).yes
     if dry_run:
         plan = build(_settings(ctx).engine())
         _show(plan, prefix="would ")
@@ -319,7 +401,7 @@ def rename(
 ) -> None:
     """Rename a boot environment (not the running one)."""
     _apply(ctx, lambda engine: engine.plan_rename(old, new), dry_run=dry_run, quiet=True)
-    if not dry_run:
+    if not is_dry_run(ctx, dry_run):
         click.echo(f"Renamed {old} to {new}")
 
 
@@ -341,6 +423,7 @@ def mount(
     path: Optional[str] = typer.Argument(None, help="Where (default /run/bootenv/NAME)."),
 ) -> None:
     """Mount a boot environment (with its child datasets) to look inside."""
+    refuse_dry_run(ctx, "mount")
     with changing(ctx, "mount boot environments") as settings:
         where = settings.engine().mount(name, path)
     click.echo(where)
@@ -349,6 +432,7 @@ def mount(
 @app.command()
 def unmount(ctx: typer.Context, name: str = typer.Argument(..., help="The BE.")) -> None:
     """Unmount a boot environment mounted with 'bootenv mount'."""
+    refuse_dry_run(ctx, "unmount")
     with changing(ctx, "unmount boot environments") as settings:
         settings.engine().unmount(name)
 

@@ -95,6 +95,8 @@ def run_apt(
         raise UsageError("-s/--sandbox and --in-place cannot be combined")
     mode = SANDBOX if sandbox else IN_PLACE if in_place else None
     settings = cli._settings(ctx)
+    dry_run = cli.is_dry_run(ctx, dry_run)
+    yes = yes or settings.yes
     what = "change packages and boot environments"
     if not dry_run:
         cli.require_root(settings, what)
@@ -176,6 +178,7 @@ def _hook(ctx: typer.Context, which: str) -> None:
     """Run a hook phase; whatever goes wrong, say why and let apt go on."""
     from . import cli, hook
 
+    cli.refuse_dry_run(ctx, f"hook {which}")
     settings = cli._settings(ctx)
     try:
         if which == "pre-invoke":

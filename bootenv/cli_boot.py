@@ -13,7 +13,7 @@ import os
 import click
 import typer
 
-from .cli import _apply, _settings
+from .cli import _apply, _settings, is_dry_run, refuse_dry_run
 
 HEALTH_DIR_ENV = "BOOTENV_HEALTH_DIR"
 
@@ -47,6 +47,7 @@ def confirm(
     """Mark this boot good after the /etc/bootenv/health.d checks pass; a trial BE becomes the default."""
     from .trial import HEALTH_DIR, HealthCheckFailed, run_health_checks
 
+    dry_run = is_dry_run(ctx, dry_run)
     failure = run_health_checks(os.environ.get(HEALTH_DIR_ENV) or HEALTH_DIR)
     message = _apply(ctx, lambda engine: _trial(engine).plan_confirm(failure), dry_run=dry_run, quiet=True)
     if failure:
@@ -69,6 +70,7 @@ def fallback(
 
 def boot_started(ctx: typer.Context) -> None:
     """Early in boot: end the one-shot, count the trial boot, or abandon a trial that failed."""
+    refuse_dry_run(ctx, "boot-started")
     message = _apply(ctx, lambda engine: _trial(engine).plan_boot_started(), quiet=True)
     if message:
         click.echo(f"bootenv: {message}")

@@ -33,9 +33,14 @@ from .model import (
     PROP_TITLE,
     PROP_TRIAL_BE,
     PROP_TRIAL_FALLBACK,
+    STATE_PENDING,
     USER_PROPS,
     BootEnv,
     Snapshot,
+    be_dataset,
+    be_name_of,
+    check_dataset_names,
+    is_be_top,
     validate_be_name,
     validate_title,
 )
@@ -66,18 +71,13 @@ class Scan:
                 continue
             if ds.origin:
                 self.clones.setdefault(ds.origin, []).append(ds.name)
-            rest = ds.name[len(prefix) :] if ds.name.startswith(prefix) else ""
-            if "/" in rest:
-                self.below.setdefault(prefix + rest.split("/", 1)[0], []).append(ds.name)
+            be = be_name_of(self.be_root, ds.name)
+            if be is not None and not is_be_top(self.be_root, ds.name):
+                self.below.setdefault(prefix + be, []).append(ds.name)
 
     def tops(self) -> list[Dataset]:
         """The BEs: filesystems directly under the BE root, oldest first."""
-        prefix = self.be_root + "/"
-        return [
-            d
-            for d in self.datasets.values()
-            if not d.is_snapshot and d.name.startswith(prefix) and "/" not in d.name[len(prefix):]
-        ]
+        return [d for d in self.datasets.values() if not d.is_snapshot and is_be_top(self.be_root, d.name)]
 
     def tree(self, top: str) -> list[str]:
         """A BE's filesystems: the top first, then descendants, parents
@@ -119,6 +119,17 @@ class Engine:
         self.pool = pool_of(self.be_root)
         self.bootloader.bind(self.zfs, self.be_root, self.running_dataset)
 
+    # ------------------------------------------------------------ names
+
+    def dataset_of(self, name: str) -> str:
+        """Given a BE name, return its top dataset under the BE root."""
+        return be_dataset(self.be_root, name)
+
+    def name_of(self, dataset: str) -> Optional[str]:
+        """Given a dataset or snapshot under the BE root, return the name
+        of the BE it belongs to (None outside the BE root)."""
+        return be_name_of(self.be_root, dataset)
+
     # ------------------------------------------------------------ reading
 
     def scan(self, snapshots: bool = False) -> Scan:
@@ -149,19 +160,17 @@ class Engine:
 
     def _top(self, scan: Scan, name: str) -> Dataset:
         validate_be_name(name)
-        ds = scan.datasets.get(f"{self.be_root}/{name}")
+        ds = scan.datasets.get(self.dataset_of(name))
         if ds is None:
             raise BeNotFound(f"no boot environment named {name!r} under {self.be_root}")
         return ds
 
     def _bootenv(self, scan: Scan, top: Dataset) -> BootEnv:
         origin = top.origin
-        origin_be = None
-        if origin and origin.startswith(self.be_root + "/"):
-            origin_be = origin[len(self.be_root) + 1 :].split("@", 1)[0].split("/", 1)[0]
+        origin_be = self.name_of(origin) if origin else None
         created = top.user(PROP_CREATED) or top.props.get("creation")
         return BootEnv(
-            name=top.name[len(self.be_root) + 1 :],
+            name=self.name_of(top.name) or top.name,
             dataset=top.name,
             active=top.name == scan.next_boot,
             running=top.name == scan.running,
@@ -219,24 +228,31 @@ class Engine:
             src_top = scan.datasets[scan.running]
         else:
             src_top = self._top(scan, source)
-        src_name = src_top.name[len(self.be_root) + 1 :]
+        src_name = self.name_of(src_top.name) or src_top.name
         if name is None:
             name = self._unique_name(scan, self.default_name(kind))
         validate_be_name(name)
         validate_title(title)
-        target = f"{self.be_root}/{name}"
+        target = self.dataset_of(name)
+        tree = scan.tree(src_top.name)
+        # Up front, before any ZFS call: the longest names this creates
+        # (a snapshot suffix can only grow them, see _free_snapname).
+        check_dataset_names(
+            [f"{ds}@{name}" for ds in tree] + [target + ds[len(src_top.name) :] for ds in tree],
+            f"cannot create {name}",
+        )
         if target in scan.datasets or self.zfs.exists(target):
             raise BeExists(f"boot environment {name!r} already exists")
         snapname = self._free_snapname(src_top.name, name)
-        tree = scan.tree(src_top.name)
         snaps = [f"{ds}@{snapname}" for ds in tree]
         clones = [(f"{ds}@{snapname}", target + ds[len(src_top.name) :]) for ds in tree]
+        check_dataset_names(snaps, f"cannot create {name}")
         meta = {
             PROP_TITLE: title,
             PROP_CREATED: str(int(self.clock())),
             PROP_KIND: kind,
             PROP_ORIGIN_BE: src_name,
-            PROP_STATE: "pending",
+            PROP_STATE: STATE_PENDING,
         }
         if command:
             meta[PROP_COMMAND] = command
@@ -288,7 +304,7 @@ class Engine:
 
     def _unique_name(self, scan: Scan, name: str) -> str:
         candidate, n = name, 1
-        while f"{self.be_root}/{candidate}" in scan.datasets:
+        while self.dataset_of(candidate) in scan.datasets:
             n += 1
             candidate = f"{name}-{n}"
         return candidate
@@ -314,7 +330,7 @@ class Engine:
         if not all(key.startswith(PROP_NS) for key in props):
             raise UsageError(f"bootenv only sets {PROP_NS}* properties")
         validate_be_name(name)
-        dataset = f"{self.be_root}/{name}"
+        dataset = self.dataset_of(name)
         if not self.zfs.exists(dataset):
             raise BeNotFound(f"no boot environment named {name!r} under {self.be_root}")
         try:
@@ -337,6 +353,7 @@ class Engine:
         scan = self.scan()
         top = self._top(scan, name)
         be = self._bootenv(scan, top)
+        self._check_whole(scan, top, be)
         plan = Plan(f"Activate boot environment {name}" + (" for the next boot only" if once else ""))
         if be.active:
             plan.notes.append(f"{name} already boots next")
@@ -356,12 +373,39 @@ class Engine:
             return plan
         for ds in scan.tree(top.name):
             origin = scan.datasets[ds].origin
-            if origin and origin.startswith(self.be_root + "/"):
+            if origin and self.name_of(origin):
                 plan.add(f"promote {ds} (origin {origin})", lambda d=ds: self.zfs.promote(d))
         plan.add(f"set {self.pool} bootfs={top.name}", lambda: self.zfs.pool_set(self.pool, "bootfs", top.name))
         plan.add("update the bootloader default", lambda: self.bootloader.post_activate(be))
         plan.result = be
         return plan
+
+    def _check_whole(self, scan: Scan, top: Dataset, be: BootEnv) -> None:
+        """Refuse to boot a BE that is not whole: its create never finished
+        (state pending), or datasets of its source's tree were never cloned
+        into it. A checkpoint whose apt run never finished (unfinished-apt)
+        is whole and may be activated: it is what an admin rolls back to."""
+        way_out = f"destroy it (bootenv destroy {be.name}) and create it again"
+        if be.state == STATE_PENDING:
+            raise Refused(f"{be.name} is not whole: its create never finished (state {STATE_PENDING}); {way_out}")
+        missing = self._missing_datasets(scan, top)
+        if missing:
+            raise Refused(f"{be.name} is not whole: {', '.join(missing)} missing (its create never finished); {way_out}")
+
+    def _missing_datasets(self, scan: Scan, top: Dataset) -> list[str]:
+        """The datasets a BE cloned from another one should have and has
+        not: the source's descendants that have the origin snapshot."""
+        if not top.origin or "@" not in top.origin:
+            return []
+        src, snapname = top.origin.split("@", 1)
+        if src not in scan.datasets:
+            return []
+        missing = []
+        for ds in scan.tree(src)[1:]:
+            expected = top.name + ds[len(src) :]
+            if expected not in scan.datasets and self.zfs.exists(f"{ds}@{snapname}"):
+                missing.append(expected)
+        return missing
 
     def _mid_activate(self, be: BootEnv) -> None:
         """Run the driver's mid-activate phase, with the BE mounted when the
@@ -496,10 +540,13 @@ class Engine:
         """Plan renaming a BE (ZFS renames its descendants and snapshots and
         re-points clones). The running BE is refused: the kernel command
         line and the mount table name it. Raise BeNotFound / BeExists."""
-        scan = self.scan()
+        scan = self.scan(snapshots=True)
         top = self._top(scan, old)
         validate_be_name(new)
-        target = f"{self.be_root}/{new}"
+        target = self.dataset_of(new)
+        renamed = [target + ds[len(top.name) :] for ds in scan.tree(top.name)]
+        renamed += [target + s.name[len(top.name) :] for ds in scan.tree(top.name) for s in scan.snapshots.get(ds, [])]
+        check_dataset_names(renamed, f"cannot rename {old} to {new}")
         if target in scan.datasets or self.zfs.exists(target):
             raise BeExists(f"boot environment {new!r} already exists")
         if top.name == scan.running:
@@ -550,7 +597,7 @@ class Engine:
         if top.props.get("mounted") == "yes":
             raise Refused(f"{name} is already mounted")
         path = path or self._mount_path(name)
-        os.makedirs(path, exist_ok=True)
+        self._make_mount_dir(name, path)
         top_mp = top.props.get("mountpoint", "/")
         done: list[str] = []
         try:
@@ -559,14 +606,27 @@ class Engine:
                 if row.props.get("canmount") == "off":
                     continue
                 where = self._child_path(path, top_mp, row.props.get("mountpoint", ""), ds, top.name)
-                os.makedirs(where, exist_ok=True)
+                self._make_mount_dir(name, where)
                 self.zfs.mount(ds, where)
                 done.append(ds)
-        except ZfsError as exc:
+        except (ZfsError, OperationFailed) as exc:
             for ds in reversed(done):
                 self.zfs.unmount(ds)
+            if isinstance(exc, OperationFailed):
+                raise
             raise OperationFailed(f"mount {name}: {exc}") from exc
         return path
+
+    @staticmethod
+    def _make_mount_dir(name: str, path: str) -> None:
+        """Make the directory a BE is mounted on. Raise OperationFailed when
+        `path` cannot be one (a regular file, a place under /proc)."""
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise OperationFailed(f"mount {name}: cannot mount on {path}: {exc.strerror or exc}") from exc
+        if not os.path.isdir(path):
+            raise OperationFailed(f"mount {name}: cannot mount on {path}: not a directory")
 
     @staticmethod
     def _child_path(base: str, top_mp: str, mountpoint: str, ds: str, top: str) -> str:

@@ -3,9 +3,11 @@
 contrib/apt/80bootenv makes apt run `bootenv hook pre-invoke` before it
 calls dpkg (DPkg::Pre-Invoke) and `bootenv hook post-invoke` after
 (DPkg::Post-Invoke). pre-invoke takes a checkpoint of the running BE
-(kind=hook, state pending); post-invoke marks it complete. If dpkg fails
-and apt skips Post-Invoke, the checkpoint stays `pending`: "the change
-after it is not known to have finished".
+(kind=hook, state unfinished-apt); post-invoke marks it complete. If dpkg
+fails and apt skips Post-Invoke, the checkpoint stays `unfinished-apt`:
+"the change after it is not known to have finished". The checkpoint itself
+is whole (state `pending` is only ever a half-made create), so it can be
+activated: it is what an admin rolls back to.
 
 One checkpoint per apt run, not per dpkg call: apt runs Pre-Invoke before
 every dpkg batch, and unattended-upgrades commits many batches from one
@@ -34,7 +36,7 @@ from datetime import datetime
 from typing import Callable, Mapping, Optional
 
 from .apt.packages import ENV_DRIVEN
-from .model import make_title
+from .model import STATE_UNFINISHED_APT, make_title
 
 ENV_SWITCH = "BOOTENV_HOOK"  # "off" disables the hook
 ENV_STATE = "BOOTENV_HOOK_STATE"  # where the last run is remembered (tests)
@@ -174,7 +176,7 @@ def pre_invoke(
             kind="hook",
             title=make_title(f"before {frontend.cmdline} ({when})"),
             command=frontend.cmdline,
-            state="pending",
+            state=STATE_UNFINISHED_APT,
         ).execute()
     _remember(state, frontend.run_id, be.name)
     say(f"bootenv: checkpoint {be.name} taken before this apt run (to go back: bootenv activate {be.name})")
@@ -196,7 +198,7 @@ def post_invoke(
     done_id, name = _remembered(_state_path(env))
     if done_id != frontend.run_id or not name:
         return None
-    from .model import PROP_STATE
+    from .model import PROP_STATE, STATE_COMPLETE
 
-    engine_factory().set_metadata(name, {PROP_STATE: "complete"})
+    engine_factory().set_metadata(name, {PROP_STATE: STATE_COMPLETE})
     return name

@@ -19,8 +19,8 @@ created: apt's plan (unknown names, holds, broken dependencies, the apt
 lock) and the space it needs against the pool's free space.
 
 Every BE made here carries kind=apt, the bootenv command line, a compact
-list of the packages changed, and state `pending` until apt has finished,
-then `complete` or `failed`.
+list of the packages changed, and state `unfinished-apt` until apt has
+finished, then `complete` or `failed` (`pending` is only a half-made create).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .apt.model import AptError, AptPlan, AptRequest, check_space
 from .apt.packages import PackageManager
 from .chroot import Chroot, sigint_deferred
 from .errors import BootenvError, UsageError
-from .model import PROP_PACKAGES, PROP_STATE, make_title
+from .model import PROP_PACKAGES, PROP_STATE, STATE_UNFINISHED_APT, make_title
 
 IN_PLACE = "in-place"
 SANDBOX = "sandbox"
@@ -161,7 +161,7 @@ class Upgrader:
             kind="apt",
             title=self._title(prepared, before),
             command=prepared.command or prepared.request.text,
-            state="pending",
+            state=STATE_UNFINISHED_APT,
         ).execute()
         self.engine.set_metadata(be.name, {PROP_PACKAGES: prepared.plan.packages_property()})
         return be

@@ -621,13 +621,21 @@ class FakeZfs(MountsMixin, ListingMixin):
 
     def fail_next(self, op: str, error: BaseException) -> None:
         """Make the next call of public method `op` raise `error` without
-        changing anything. Calls queue up: fail_next twice, fail twice."""
+        changing anything. Calls queue up: fail_next twice, fail twice.
+        `error` is a ZfsError class of zfs.base (or an OSError), so the
+        fault survives the JSON store: a CLI run on the saved state meets it.
+        Raise ValueError for an unknown op, TypeError for another error."""
+        from .fake_store import fault_to_dict
+
         method = getattr(type(self), op, None)
         if method is None or not hasattr(method, "_fake_op"):
             raise ValueError(f"FakeZfs has no operation {op!r}")
         if not isinstance(error, BaseException):
             raise TypeError("error must be an exception instance")
+        fault_to_dict(error)
         self._faults.setdefault(op, []).append(error)
+        if self.autosave is not None:
+            self.save(self.autosave)
 
     def check_invariants(self) -> None:
         """Raise AssertionError unless the state is one OpenZFS could be in."""

@@ -26,6 +26,8 @@ def op(mutating: bool) -> Callable:
                 err = queue.pop(0)
                 if not queue:
                     del self._faults[op]
+                if self.autosave is not None and not self._depth:
+                    self.save(self.autosave)  # the fault is used up, in the file too
                 raise err
             if not self.strict or self._depth:
                 result = fn(self, *args, **kwargs)

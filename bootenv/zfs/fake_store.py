@@ -54,7 +54,7 @@ def to_dict(z: "FakeZfs") -> dict:
                     "holds": sorted(s.holds),
                 }
             )
-    return {
+    data = {
         "format": FORMAT,
         "txg": z.txg,
         "next_id": z._next_id,
@@ -71,6 +71,34 @@ def to_dict(z: "FakeZfs") -> dict:
         "snapshots": snapshots,
         "blocks": [[bid, b.size, b.birth, b.owner.id] for bid, b in sorted(z._blocks.items())],
     }
+    if z._faults:
+        data["faults"] = {op: [fault_to_dict(e) for e in queue] for op, queue in sorted(z._faults.items())}
+    return data
+
+
+def fault_to_dict(error: BaseException) -> dict:
+    """An injected fault as JSON: a ZfsError class of zfs.base (or an
+    OSError), its message, dataset name and errno."""
+    from . import base
+
+    kind = type(error).__name__
+    if not (getattr(base, kind, None) is type(error) or type(error) is OSError):
+        raise TypeError(f"only ZfsError classes of bootenv.zfs.base (or OSError) can be saved, not {kind}")
+    if isinstance(error, OSError):
+        return {"type": kind, "message": error.strerror or str(error), "errno": error.errno}
+    return {"type": kind, "message": str(error), "name": getattr(error, "name", None), "errno": error.errno}
+
+
+def fault_from_dict(d: dict) -> BaseException:
+    from . import base
+
+    kind = d["type"]
+    if kind == "OSError":
+        return OSError(d["errno"], d["message"])
+    cls = getattr(base, kind, None)
+    if not (isinstance(cls, type) and issubclass(cls, base.ZfsError)):
+        raise ValueError(f"unknown fault type {kind!r}")
+    return cls(d["message"], d.get("name"), d.get("errno"))
 
 
 def from_dict(z: "FakeZfs", data: dict) -> "FakeZfs":
@@ -135,6 +163,8 @@ def from_dict(z: "FakeZfs", data: dict) -> "FakeZfs":
     for p in data["pools"]:
         if p["bootfs"] is not None:
             pools[p["name"]].bootfs = by_id[p["bootfs"]]
+    for op, queue in data.get("faults", {}).items():
+        z._faults[op] = [fault_from_dict(d) for d in queue]
     return z
 
 
@@ -153,8 +183,46 @@ def save(z: "FakeZfs", path: Path) -> None:
         raise
 
 
+class BadState(ValueError):
+    """A state file that is not a fake pool (wrong JSON shape)."""
+
+
+_TOP_KEYS = {"format": int, "txg": int, "next_id": int, "pools": list, "filesystems": list, "snapshots": list, "blocks": list}
+
+
+def validate(data: object) -> dict:
+    """Given loaded JSON, return it if it has the shape to_dict() writes.
+    Raise BadState saying what is wrong."""
+    if not isinstance(data, dict):
+        raise BadState(f"expected a JSON object, found {type(data).__name__}")
+    if data.get("format") != FORMAT:
+        raise BadState(f"unknown fake ZFS state format {data.get('format')!r} (want {FORMAT})")
+    for key, kind in _TOP_KEYS.items():
+        if not isinstance(data.get(key), kind):
+            raise BadState(f"{key!r} missing or not a {kind.__name__}")
+    for key in ("pools", "filesystems", "snapshots"):
+        if not all(isinstance(row, dict) for row in data[key]):
+            raise BadState(f"{key!r} holds something that is not an object")
+    if not all(isinstance(row, list) and len(row) == 4 for row in data["blocks"]):
+        raise BadState("'blocks' holds something that is not a [id, size, birth, owner] row")
+    if not isinstance(data.get("faults", {}), dict):
+        raise BadState("'faults' is not an object")
+    return data
+
+
 def load(z: "FakeZfs", path: Path) -> "FakeZfs":
-    with open(path) as f:
-        data = json.load(f)
-    return from_dict(z, data)
+    """Fill `z` from the state file at `path`. Raise ZfsUnavailable naming
+    the file if it cannot be read or is not a fake pool."""
+    from .base import ZfsUnavailable
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        return from_dict(z, validate(data))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ZfsUnavailable(f"cannot read fake ZFS state {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        # json's errors, BadState, and a row of the wrong shape deeper down
+        what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ZfsUnavailable(f"fake ZFS state {path} is not a fake pool: {what}") from exc
 

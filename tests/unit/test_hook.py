@@ -41,7 +41,7 @@ def test_one_checkpoint_per_apt_run(engine, hook_env, no_chroot, tmp_path):
     for _ in range(3):
         assert pre_invoke(lambda: engine, env=hook_env, frontend=APT, lock=lock) is None
     (be,) = hooks(engine)
-    assert (be.name, be.kind, be.state, be.command) == (first, "hook", "pending", "apt-get upgrade")
+    assert (be.name, be.kind, be.state, be.command) == (first, "hook", "unfinished-apt", "apt-get upgrade")
     assert be.title.startswith("before apt-get upgrade (")
     # a new run (another front end, or the same pid started again) gets its own
     assert pre_invoke(lambda: engine, env=hook_env, frontend=UU, lock=lock)
@@ -54,7 +54,7 @@ def test_post_invoke_marks_complete(engine, hook_env, no_chroot, tmp_path):
     assert post_invoke(lambda: engine, env=hook_env, frontend=APT) is None  # no checkpoint yet
     name = pre_invoke(lambda: engine, env=hook_env, frontend=APT, lock=lock)
     assert post_invoke(lambda: engine, env=hook_env, frontend=UU) is None  # not this run's
-    assert engine.get(name).state == "pending"
+    assert engine.get(name).state == "unfinished-apt"
     assert post_invoke(lambda: engine, env=hook_env, frontend=APT) == name
     assert engine.get(name).state == "complete"
 
@@ -176,7 +176,7 @@ def test_cli_hook_takes_one_checkpoint(run, state):
     assert kinds(state).count("hook") == 1
     assert run("hook", "post-invoke").exit_code == 0
     states = [d.user("org.bootenv:state") for d in FakeZfs.load(state).list("rpool/ROOT", user_props=("org.bootenv:state",))]
-    assert states.count("complete") == 1 and "pending" not in states
+    assert states.count("complete") == 1 and "pending" not in states and "unfinished-apt" not in states
 
 
 def test_cli_hook_never_blocks_apt(run, state, tmp_path):

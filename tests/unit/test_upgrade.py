@@ -74,7 +74,7 @@ def test_in_place_success(engine, zfs, runner):
     assert f"bootenv activate {name}" in outcome.lines[0]
 
 
-def test_checkpoint_is_pending_while_apt_runs(engine, zfs, runner):
+def test_checkpoint_is_unfinished_apt_while_apt_runs(engine, zfs, runner):
     seen = {}
 
     def during(request, root):
@@ -82,7 +82,7 @@ def test_checkpoint_is_pending_while_apt_runs(engine, zfs, runner):
         seen["state"] = be.state
 
     make(engine, FakePackages(on_run=during), runner).execute(make(engine, FakePackages(), runner).prepare(DIST))
-    assert seen == {"state": "pending"}
+    assert seen == {"state": "unfinished-apt"}
 
 
 @pytest.mark.parametrize("answer", [True, False])
