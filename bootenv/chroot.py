@@ -19,9 +19,9 @@ so a second Ctrl-C cannot leave a mount behind). Undoing never stops at
 the first failure: a busy bind mount is detached lazily, and what could
 not be undone is reported in one error.
 
-Every command goes through zfs/run.py's Runner (argv lists, LC_ALL=C,
-dry-run refusal); `run_live` is its counterpart for commands whose output
-the user watches (apt's progress), which must not be captured.
+Every command goes through run.py's Runner (argv lists, LC_ALL=C,
+dry-run refusal); its `live` mode runs the commands whose output the user
+watches (apt's progress), which must not be captured.
 """
 
 from __future__ import annotations
@@ -38,70 +38,12 @@ from typing import Callable, Iterator, Mapping, Optional, Sequence
 from .chroot_procs import stop_processes_inside
 from .errors import BootenvError, OperationFailed
 from .zfs.base import ZfsError
-from .zfs.run import CommandFailed, CommandNotFound, Runner, default_runner
+from .run import CommandFailed, CommandNotFound, Runner, default_runner, run_live  # noqa: F401 (run_live re-exported)
 
 BINDS = ("/dev", "/proc", "/sys", "/run")
 POLICY_RC_D = "usr/sbin/policy-rc.d"
 POLICY_SCRIPT = "#!/bin/sh\n# Installed by bootenv for the duration of a chrooted apt run: start no services.\nexit 101\n"
 SAVED_SUFFIX = ".bootenv-saved"
-
-
-def run_live(
-    argv: Sequence[str],
-    *,
-    runner: Optional[Runner] = None,
-    env: Optional[Mapping[str, str]] = None,
-    tee: Optional[Callable[[str], None]] = None,
-    mutating: bool = True,
-    interrupt_wait: float = 30.0,
-) -> tuple[int, str]:
-    """Run `argv` with the terminal (not captured) so its progress shows
-    live; with `tee`, read its output line by line, hand each line to
-    `tee` and also return it. LC_ALL=C as for every bootenv command;
-    under dry-run a `mutating` command is only reported (exit 0). Return
-    (exit status, captured output). On Ctrl-C wait up to `interrupt_wait`
-    seconds for the command (it got the SIGINT too), then terminate it,
-    before re-raising, so nothing it holds stays busy. Raise
-    CommandNotFound if the program is missing."""
-    runner = runner or default_runner
-    argv = [os.fspath(a) for a in argv]
-    live = getattr(runner, "live", None)
-    if live is not None:  # a test runner records instead of running
-        return live(argv, env=env, tee=tee, mutating=mutating)
-    if mutating and runner.refuse(shlex.join(argv)):
-        return 0, ""
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    full_env["LC_ALL"] = "C"
-    try:
-        proc = subprocess.Popen(
-            argv,
-            env=full_env,
-            stdout=subprocess.PIPE if tee else None,
-            stderr=subprocess.STDOUT if tee else None,
-            text=True,
-            errors="replace",
-            bufsize=1,
-        )
-    except FileNotFoundError:
-        raise CommandNotFound(argv, "command not found") from None
-    except PermissionError as exc:
-        raise CommandNotFound(argv, f"cannot execute: {exc.strerror}") from None
-    lines: list[str] = []
-    try:
-        if tee and proc.stdout is not None:
-            for line in proc.stdout:
-                line = line.rstrip("\n")
-                lines.append(line)
-                tee(line)
-        return proc.wait(), "\n".join(lines)
-    except KeyboardInterrupt:
-        try:
-            proc.wait(timeout=interrupt_wait)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            proc.wait()
-        raise
 
 
 @contextlib.contextmanager

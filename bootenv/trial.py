@@ -55,7 +55,7 @@ from .engine import Engine
 from .errors import OperationFailed, Refused, UsageError
 from .model import PROP_NS, PROP_TRIAL_BE, PROP_TRIAL_FALLBACK, BootEnv, validate_be_name
 from .plan import Plan
-from .zfs.run import CommandFailed, Runner, default_runner
+from .run import CommandFailed, Runner, default_runner
 
 # On the BE root dataset (shared by every BE, untouched by rollbacks).
 PROP_TRIAL_STATE = PROP_NS + "trial-state"  # armed | booted

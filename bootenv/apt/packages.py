@@ -44,7 +44,7 @@ class AptPackages:
     `root` is the system planned for (default /); `config` adds apt_pkg
     settings for planning and `apt_config` an APT_CONFIG file for the
     apt-get processes (tests use both to point apt at a fake apt root);
-    `runner` is zfs/run.py's Runner (dry-run, tests)."""
+    `runner` is run.py's Runner (dry-run, tests)."""
 
     def __init__(
         self,
@@ -71,7 +71,7 @@ class AptPackages:
         return env
 
     def update(self) -> None:
-        from ..chroot import run_live
+        from ..run import run_live
 
         argv = ["apt-get", "update", "--error-on=any"]
         status, output = run_live(argv, runner=self.runner, env=self._env(), tee=self.echo)
@@ -95,7 +95,7 @@ class AptPackages:
         return ["chroot", root, *argv] if root else argv
 
     def run(self, request: AptRequest, root: Optional[str] = None) -> int:
-        from ..chroot import run_live
+        from ..run import run_live
 
         # Ctrl-C: apt ignores SIGINT while dpkg runs. On the running system
         # let it finish what it can (30 s); in a sandbox, which is thrown

@@ -201,7 +201,7 @@ def test_rename_follows_default_and_regenerates(zfs, clock, mnt, sysroot):
 
 
 def test_dry_run_runner_refuses_editenv(sysroot, zfs, clock, mnt):
-    from bootenv.zfs.run import Runner
+    from bootenv.run import Runner
 
     lines = []
     driver = GrubBootloader(grub_dir=str(sysroot / "boot" / "grub"), root=str(sysroot), runner=Runner(dry_run=True, echo=lines.append))

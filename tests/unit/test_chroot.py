@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from bootenv.chroot import POLICY_RC_D, POLICY_SCRIPT, Chroot, run_live
+from bootenv.chroot import POLICY_RC_D, POLICY_SCRIPT, Chroot
+from bootenv.run import run_live
 from bootenv.errors import OperationFailed
 from bootenv.zfs.base import DatasetBusy
 
@@ -147,7 +148,7 @@ def test_run_live_streams_and_tees(tmp_path):
 
 
 def test_run_live_dry_run_refuses_mutating(tmp_path):
-    from bootenv.zfs.run import Runner
+    from bootenv.run import Runner
 
     echoed = []
     runner = Runner(dry_run=True, echo=echoed.append)
@@ -157,7 +158,7 @@ def test_run_live_dry_run_refuses_mutating(tmp_path):
 
 
 def test_run_live_missing_program():
-    from bootenv.zfs.run import CommandNotFound
+    from bootenv.run import CommandNotFound
 
     with pytest.raises(CommandNotFound):
         run_live(["/nonexistent/apt-get"])

@@ -36,7 +36,7 @@ from bootenv.zfs.base import (
     ZfsUnavailable,
 )
 from bootenv.zfs.cli import ZfsCommands, error_from_stderr, parse_list, parse_mountinfo, unescape_mountinfo
-from bootenv.zfs.run import Runner
+from bootenv.run import Runner
 
 # ------------------------------------------------------------------ fakes
 

@@ -1,4 +1,4 @@
-"""bootenv.zfs.run: argv only, LC_ALL=C, typed failures, dry-run refusal.
+"""bootenv.run: argv only, LC_ALL=C, typed failures, dry-run refusal.
 
 Real processes (small scripts written to tmp_path), no mocks of subprocess.
 """
@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from bootenv.errors import OperationFailed
-from bootenv.zfs import run as run_mod
-from bootenv.zfs.run import CommandFailed, CommandNotFound, Runner
+from bootenv import run as run_mod
+from bootenv.run import CommandFailed, CommandNotFound, Runner
 
 
 def script(tmp_path, name: str, body: str) -> str:
