@@ -33,9 +33,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from bootenv.apt.fake import FakePackages, fake_plan  # noqa: E402
 from bootenv.apt.model import AptRequest  # noqa: E402
-from bootenv.chroot import Chroot  # noqa: E402
+from bootenv.upgrade.chroot import Chroot  # noqa: E402
 from bootenv.engine import Engine  # noqa: E402
-from bootenv.upgrade import IN_PLACE, SANDBOX, Upgrader  # noqa: E402
+from bootenv.upgrade.upgrader import IN_PLACE, SANDBOX, Upgrader  # noqa: E402
 
 
 def fake_engine(tmpdir: str) -> Engine:

@@ -1,6 +1,6 @@
 """The apt commands of the CLI: dist-upgrade, full-upgrade, upgrade,
-install, remove, purge (checkpointed apt, see upgrade.py), and the apt
-hook's `hook pre-invoke` / `hook post-invoke` (see hook.py).
+install, remove, purge (checkpointed apt, see upgrade/upgrader.py), and the apt
+hook's `hook pre-invoke` / `hook post-invoke` (see upgrade/hook.py).
 
 cli.py calls `register(app)` at its end, so this module imports cli
 lazily (inside the commands), never at import time. Like cli.py, nothing heavy is imported
@@ -48,7 +48,7 @@ def open_packages():
 def open_chroot(settings):
     """The chroot factory for sandbox runs (tests replace this). On the
     fake ZFS there is nothing real to bind /dev /proc /sys /run into."""
-    from .chroot import Chroot
+    from .upgrade.chroot import Chroot
 
     if (settings.zfs or "").startswith("fake:"):
         return lambda engine, name: Chroot(engine, name, binds=())
@@ -88,7 +88,7 @@ def run_apt(
     """Plan, show, ask and carry out one apt request."""
     from . import cli
     from .apt.model import AptError, AptRequest
-    from .upgrade import IN_PLACE, SANDBOX, Upgrader
+    from .upgrade.upgrader import IN_PLACE, SANDBOX, Upgrader
 
     request = AptRequest(action, tuple(packages))
     if sandbox and in_place:
@@ -176,7 +176,8 @@ hook_app = typer.Typer(
 
 def _hook(ctx: typer.Context, which: str) -> None:
     """Run a hook phase; whatever goes wrong, say why and let apt go on."""
-    from . import cli, hook
+    from . import cli
+    from .upgrade import hook
 
     cli.refuse_dry_run(ctx, f"hook {which}")
     settings = cli._settings(ctx)

@@ -1,13 +1,13 @@
 """The package side of an upgrade, behind one small interface.
 
-`PackageManager` is what upgrade.py needs from apt: refresh the package
+`PackageManager` is what upgrade/upgrader.py needs from apt: refresh the package
 lists, plan a request, run it (on the running system, or chrooted into a
 mounted BE). `AptPackages` is the real one: python-apt plans (planner.py),
 apt-get runs, with its own progress shown live. Tests and the benchmark
 use `FakePackages` (fake.py) instead.
 
 Every apt-get bootenv starts carries BOOTENV_APT=1 in its environment, so
-the DPkg::Pre-Invoke hook (hook.py) knows bootenv already took the
+the DPkg::Pre-Invoke hook (upgrade/hook.py) knows bootenv already took the
 checkpoint and does not take a second one.
 """
 
@@ -99,7 +99,7 @@ class AptPackages:
 
         # Ctrl-C: apt ignores SIGINT while dpkg runs. On the running system
         # let it finish what it can (30 s); in a sandbox, which is thrown
-        # away, stop it soon (the chroot then stops dpkg: chroot_procs.py).
+        # away, stop it soon (the chroot then stops dpkg: upgrade/chroot_procs.py).
         status, _ = run_live(self.argv(request, root), runner=self.runner, env=self._env(root),
                              interrupt_wait=3.0 if root else 30.0)
         return status

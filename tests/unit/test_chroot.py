@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from bootenv.chroot import POLICY_RC_D, POLICY_SCRIPT, Chroot
+from bootenv.upgrade.chroot import POLICY_RC_D, POLICY_SCRIPT, Chroot
 from bootenv.run import run_live
 from bootenv.errors import OperationFailed
 from bootenv.zfs.base import DatasetBusy

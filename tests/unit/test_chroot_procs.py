@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from bootenv.chroot_procs import processes_inside, stop_processes_inside
+from bootenv.upgrade.chroot_procs import processes_inside, stop_processes_inside
 
 
 def fake_proc(tmp_path, roots: dict[int, str]) -> str:

@@ -15,7 +15,7 @@ import pytest
 
 from bootenv import cli, cli_apt
 from bootenv.apt.fake import FakePackages
-from bootenv.chroot import Chroot
+from bootenv.upgrade.chroot import Chroot
 from bootenv.errors import (
     EXIT_FAILURE,
     EXIT_NO_ZFS,

@@ -8,8 +8,9 @@ import os
 import pytest
 from typer.testing import CliRunner
 
-from bootenv import cli, hook
-from bootenv.hook import Frontend, find_frontend, in_chroot, post_invoke, pre_invoke
+from bootenv import cli
+from bootenv.upgrade import hook
+from bootenv.upgrade.hook import Frontend, find_frontend, in_chroot, post_invoke, pre_invoke
 from bootenv.lock import exclusive
 from bootenv.zfs.fake import FakeZfs
 

@@ -16,9 +16,9 @@ from bootenv.apt.model import (
     UnknownPackage,
     UpdateFailed,
 )
-from bootenv.chroot import POLICY_RC_D, Chroot
+from bootenv.upgrade.chroot import POLICY_RC_D, Chroot
 from bootenv.model import PROP_COMMAND, PROP_KIND, PROP_PACKAGES, PROP_STATE, PROP_TITLE
-from bootenv.upgrade import IN_PLACE, SANDBOX, ROLLBACK_QUESTION, Upgrader
+from bootenv.upgrade.upgrader import IN_PLACE, SANDBOX, ROLLBACK_QUESTION, Upgrader
 from bootenv.zfs.fake import MiB
 
 from .conftest import datasets

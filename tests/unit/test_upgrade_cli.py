@@ -11,7 +11,7 @@ import pytest
 from bootenv import cli, cli_apt
 from bootenv.apt.fake import FakePackages, fake_plan
 from bootenv.apt.model import AptLocked, HeldPackages, UnknownPackage, UpdateFailed
-from bootenv.chroot import Chroot
+from bootenv.upgrade.chroot import Chroot
 from bootenv.errors import (
     EXIT_ABORTED,
     EXIT_BUSY,

@@ -36,9 +36,9 @@ import threading
 from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 from .chroot_procs import stop_processes_inside
-from .errors import BootenvError, OperationFailed
-from .zfs.base import ZfsError
-from .run import CommandFailed, CommandNotFound, Runner, default_runner, run_live  # noqa: F401 (run_live re-exported)
+from ..errors import BootenvError, OperationFailed
+from ..zfs.base import ZfsError
+from ..run import CommandFailed, CommandNotFound, Runner, default_runner, run_live  # noqa: F401 (run_live re-exported)
 
 BINDS = ("/dev", "/proc", "/sys", "/run")
 POLICY_RC_D = "usr/sbin/policy-rc.d"

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Mapping, Optional
 
-from .apt.packages import ENV_DRIVEN
-from .model import STATE_UNFINISHED_APT, make_title
+from ..apt.packages import ENV_DRIVEN
+from ..model import STATE_UNFINISHED_APT, make_title
 
 ENV_SWITCH = "BOOTENV_HOOK"  # "off" disables the hook
 ENV_STATE = "BOOTENV_HOOK_STATE"  # where the last run is remembered (tests)
@@ -166,7 +166,7 @@ def pre_invoke(
     done_id, done_name = _remembered(state)
     if done_id == frontend.run_id:
         return None  # this apt run has its checkpoint already
-    from .lock import exclusive
+    from ..lock import exclusive
 
     when = datetime.now().strftime("%Y-%m-%d %H:%M")
     with (lock() if lock else exclusive(command="bootenv hook pre-invoke")):
@@ -198,7 +198,7 @@ def post_invoke(
     done_id, name = _remembered(_state_path(env))
     if done_id != frontend.run_id or not name:
         return None
-    from .model import PROP_STATE, STATE_COMPLETE
+    from ..model import PROP_STATE, STATE_COMPLETE
 
     engine_factory().set_metadata(name, {PROP_STATE: STATE_COMPLETE})
     return name

@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, ContextManager, Optional
 
-from .apt.model import AptError, AptPlan, AptRequest, check_space
-from .apt.packages import PackageManager
+from ..apt.model import AptError, AptPlan, AptRequest, check_space
+from ..apt.packages import PackageManager
 from .chroot import Chroot, sigint_deferred
-from .errors import BootenvError, UsageError
-from .model import PROP_PACKAGES, PROP_STATE, STATE_UNFINISHED_APT, make_title
+from ..errors import BootenvError, UsageError
+from ..model import PROP_PACKAGES, PROP_STATE, STATE_UNFINISHED_APT, make_title
 
 IN_PLACE = "in-place"
 SANDBOX = "sandbox"
@@ -55,7 +55,7 @@ class Prepared:
     command: str  # the bootenv command line, recorded on the BE
 
     def describe(self) -> list[str]:
-        from .apt.model import human
+        from ..apt.model import human
 
         lines = self.plan.describe()
         if self.plan.empty:
