@@ -8,6 +8,7 @@ import json
 import pytest
 
 from bootenv import cli
+from bootenv.cli import context
 from bootenv.errors import (
     EXIT_ABORTED,
     EXIT_BUSY,
@@ -118,7 +119,7 @@ def test_ctrl_c_says_interrupted_and_exits_130(run, state, monkeypatch):
 
 
 def test_destroy_asks_and_honours_no(run, state, monkeypatch):
-    monkeypatch.setattr(cli, "stdin_is_tty", lambda: True)
+    monkeypatch.setattr(context, "stdin_is_tty", lambda: True)
     run("create", "ck")
     before = pool(state)
     result = run("destroy", "ck", input="n\n")
@@ -163,7 +164,7 @@ def test_refuses_running_be(run, state):
 
 
 def test_non_root_is_refused_before_touching_zfs(run, env, monkeypatch):
-    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(context.os, "geteuid", lambda: 1000)
     env["BOOTENV_ZFS"] = "cli"
     result = run("create", "x")
     assert result.exit_code == EXIT_PERMISSION

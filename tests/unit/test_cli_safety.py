@@ -13,7 +13,9 @@ import sys
 import click
 import pytest
 
-from bootenv import cli, cli_apt
+from bootenv import cli
+from bootenv.cli import apt as cli_apt
+from bootenv.cli import context
 from bootenv.apt.fake import FakePackages
 from bootenv.upgrade.chroot import Chroot
 from bootenv.errors import (

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from bootenv.model import BootEnv
-from bootenv.output import human_size, tab_separated, table, to_json
+from bootenv.cli.output import human_size, tab_separated, table, to_json
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,9 @@ import json
 
 import pytest
 
-from bootenv import cli, cli_apt
+from bootenv import cli
+from bootenv.cli import apt as cli_apt
+from bootenv.cli import context
 from bootenv.apt.fake import FakePackages, fake_plan
 from bootenv.apt.model import AptLocked, HeldPackages, UnknownPackage, UpdateFailed
 from bootenv.upgrade.chroot import Chroot
@@ -73,7 +75,7 @@ def test_in_place_with_yes(run, state, apt):
 
 
 def test_asks_like_apt_and_honours_answers(run, state, apt, monkeypatch):
-    monkeypatch.setattr(cli, "stdin_is_tty", lambda: True)
+    monkeypatch.setattr(context, "stdin_is_tty", lambda: True)
     before = pool(state)
     result = run("install", "vim", input="n\n")
     assert result.exit_code == EXIT_ABORTED and pool(state) == before
@@ -101,7 +103,7 @@ def test_in_place_failure_with_yes_rolls_back(run, state, apt):
 
 def test_in_place_failure_without_terminal_does_not_roll_back(run, state, apt, monkeypatch):
     calls = iter([True, False])
-    monkeypatch.setattr(cli, "stdin_is_tty", lambda: next(calls))
+    monkeypatch.setattr(context, "stdin_is_tty", lambda: next(calls))
     apt["packages"].status = 1
     result = run("remove", "nano", input="y\n")
     assert result.exit_code == EXIT_FAILURE
@@ -202,7 +204,7 @@ def test_usage_errors(run, state, apt, args):
 
 
 def test_non_root_refused(run, env, apt, monkeypatch):
-    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(context.os, "geteuid", lambda: 1000)
     env["BOOTENV_ZFS"] = "cli"
     result = run("dist-upgrade", "-y")
     assert result.exit_code == EXIT_PERMISSION

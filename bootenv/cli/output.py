@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Iterable
 
-from .model import BootEnv
+from ..model import BootEnv
 
 COLUMNS = ("A", "C", "NAME", "TITLE", "CREATED", "USED")
 

@@ -2,9 +2,9 @@
 install, remove, purge (checkpointed apt, see upgrade/upgrader.py), and the apt
 hook's `hook pre-invoke` / `hook post-invoke` (see upgrade/hook.py).
 
-cli.py calls `register(app)` at its end, so this module imports cli
-lazily (inside the commands), never at import time. Like cli.py, nothing heavy is imported
-until a command runs: python-apt only when a plan is made.
+Registered by cli/__init__.py; like every command module it imports
+context only. Nothing heavy is imported until a command runs: python-apt
+only when a plan is made.
 
 The flow of an apt command, as apt itself does it: refresh the lists,
 plan, show the plan, ask (never without a terminal unless -y), act. Every
@@ -20,7 +20,8 @@ from typing import List
 import click
 import typer
 
-from .errors import BootenvError, UsageError
+from ..errors import BootenvError, UsageError
+from . import context
 
 UPGRADE_HELP = {
     "dist-upgrade": "Upgrade every package, installing and removing as needed, under a checkpoint.",
@@ -40,7 +41,7 @@ MODE_TEXT = (
 
 def open_packages():
     """The PackageManager the commands use (tests replace this)."""
-    from .apt.packages import default_packages
+    from ..apt.packages import default_packages
 
     return default_packages()
 
@@ -48,26 +49,20 @@ def open_packages():
 def open_chroot(settings):
     """The chroot factory for sandbox runs (tests replace this). On the
     fake ZFS there is nothing real to bind /dev /proc /sys /run into."""
-    from .upgrade.chroot import Chroot
+    from ..upgrade.chroot import Chroot
 
     if (settings.zfs or "").startswith("fake:"):
         return lambda engine, name: Chroot(engine, name, binds=())
     return Chroot
 
 
-def _say(line: str) -> None:
-    click.echo(line, err=True)
-
-
 def _ask_rollback(yes: bool):
     def ask(question: str) -> bool:
-        from . import cli
-
         if yes:
-            _say(f"{question} yes (-y)")
+            context.say(f"{question} yes (-y)")
             return True
-        if not cli.stdin_is_tty():
-            _say(f"{question} (no terminal to ask: not rolling back)")
+        if not context.stdin_is_tty():
+            context.say(f"{question} (no terminal to ask: not rolling back)")
             return False
         return click.confirm(question, default=True)
 
@@ -86,33 +81,32 @@ def run_apt(
     dry_run: bool,
 ) -> None:
     """Plan, show, ask and carry out one apt request."""
-    from . import cli
-    from .apt.model import AptError, AptRequest
-    from .upgrade.upgrader import IN_PLACE, SANDBOX, Upgrader
+    from ..apt.model import AptError, AptRequest
+    from ..upgrade.upgrader import IN_PLACE, SANDBOX, Upgrader
 
     request = AptRequest(action, tuple(packages))
     if sandbox and in_place:
         raise UsageError("-s/--sandbox and --in-place cannot be combined")
     mode = SANDBOX if sandbox else IN_PLACE if in_place else None
-    settings = cli._settings(ctx)
-    dry_run = cli.is_dry_run(ctx, dry_run)
+    settings = context.settings(ctx)
+    dry_run = context.is_dry_run(ctx, dry_run)
     yes = yes or settings.yes
     what = "change packages and boot environments"
     if not dry_run:
-        cli.require_root(settings, what)
-    command = cli.invocation() if sys.argv[1:] else request.text
-    upgrader = Upgrader(settings.engine(), open_packages(), chroot=open_chroot(settings), say=_say)
+        context.require_root(settings, what)
+    command = context.invocation() if sys.argv[1:] else request.text
+    upgrader = Upgrader(settings.engine(), open_packages(), chroot=open_chroot(settings), say=context.say)
 
     if dry_run:
         if not no_update:
-            _say("would run: apt-get update (planning with the package lists there are)")
+            context.say("would run: apt-get update (planning with the package lists there are)")
         prepared = upgrader.prepare(request, mode=mode, update=False, command=command)
         for line in prepared.describe():
             click.echo(line)
         click.echo("Dry run: nothing changed.")
         return
 
-    with cli.changing(ctx, what):
+    with context.changing(ctx, what):
         prepared = upgrader.prepare(request, mode=mode, update=not no_update, command=command)
         for line in prepared.describe():
             click.echo(line)
@@ -120,7 +114,7 @@ def run_apt(
             click.echo("Nothing to do: no checkpoint taken.")
             return
         if not yes:
-            cli._confirm("Do you want to continue?")
+            context.confirm("Do you want to continue?")
         outcome = upgrader.execute(prepared, confirm_rollback=_ask_rollback(yes))
     for line in outcome.lines:
         click.echo(line)
@@ -176,20 +170,19 @@ hook_app = typer.Typer(
 
 def _hook(ctx: typer.Context, which: str) -> None:
     """Run a hook phase; whatever goes wrong, say why and let apt go on."""
-    from . import cli
-    from .upgrade import hook
+    from ..upgrade import hook
 
-    cli.refuse_dry_run(ctx, f"hook {which}")
-    settings = cli._settings(ctx)
+    context.refuse_dry_run(ctx, f"hook {which}")
+    settings = context.settings(ctx)
     try:
         if which == "pre-invoke":
-            hook.pre_invoke(settings.engine, say=_say)
+            hook.pre_invoke(settings.engine, say=context.say)
         else:
             hook.post_invoke(settings.engine)
     except (BootenvError, OSError) as exc:
-        _say(f"bootenv: hook {which}: no checkpoint: {exc} (apt goes on)")
+        context.say(f"bootenv: hook {which}: no checkpoint: {exc} (apt goes on)")
     except Exception as exc:  # a hook must never stop apt
-        _say(f"bootenv: hook {which}: no checkpoint: unexpected {type(exc).__name__}: {exc} (apt goes on)")
+        context.say(f"bootenv: hook {which}: no checkpoint: unexpected {type(exc).__name__}: {exc} (apt goes on)")
 
 
 @hook_app.command("pre-invoke")

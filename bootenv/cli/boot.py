@@ -1,8 +1,8 @@
 """Boot commands: `status`, `confirm`, `fallback` and the hidden
 `boot-started` run by bootenv-boot.service (trial.py has the design).
-`activate --once` lives on the `activate` command in cli.py.
+`activate --once` lives on the `activate` command in bes.py.
 
-Registered on the main app by `register(app)` at the end of cli.py.
+Registered by cli/__init__.py; imports context only.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import os
 import click
 import typer
 
-from .cli import _apply, _settings, is_dry_run, refuse_dry_run
+from . import context
 
 HEALTH_DIR_ENV = "BOOTENV_HEALTH_DIR"
 
 
 def _trial(engine):
-    from .trial import Trial
+    from ..trial import Trial
 
     return Trial(engine)
 
@@ -29,9 +29,9 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Show the running BE, the next boot, whether this boot is a trial, and the last good BE."""
-    from .trial import describe_status
+    from ..trial import describe_status
 
-    engine = _settings(ctx).engine()
+    engine = context.settings(ctx).engine()
     trial = _trial(engine)
     st = trial.status()
     if as_json:
@@ -45,11 +45,11 @@ def confirm(
     dry_run: bool = typer.Option(False, "-n", "--dry-run", help="Show what would change, change nothing."),
 ) -> None:
     """Mark this boot good after the /etc/bootenv/health.d checks pass; a trial BE becomes the default."""
-    from .trial import HEALTH_DIR, HealthCheckFailed, run_health_checks
+    from ..trial import HEALTH_DIR, HealthCheckFailed, run_health_checks
 
-    dry_run = is_dry_run(ctx, dry_run)
+    dry_run = context.is_dry_run(ctx, dry_run)
     failure = run_health_checks(os.environ.get(HEALTH_DIR_ENV) or HEALTH_DIR)
-    message = _apply(ctx, lambda engine: _trial(engine).plan_confirm(failure), dry_run=dry_run, quiet=True)
+    message = context.apply(ctx, lambda engine: _trial(engine).plan_confirm(failure), dry_run=dry_run, quiet=True)
     if failure:
         if dry_run:
             raise HealthCheckFailed(failure)
@@ -63,15 +63,15 @@ def fallback(
     dry_run: bool = typer.Option(False, "-n", "--dry-run", help="Show what would change, change nothing."),
 ) -> None:
     """Abandon the trial boot (or, without one, activate the last good BE)."""
-    name = _apply(ctx, lambda engine: _trial(engine).plan_fallback(), dry_run=dry_run)
+    name = context.apply(ctx, lambda engine: _trial(engine).plan_fallback(), dry_run=dry_run)
     if name is not None:
         click.echo(f"{name} will be used on the next boot")
 
 
 def boot_started(ctx: typer.Context) -> None:
     """Early in boot: end the one-shot, count the trial boot, or abandon a trial that failed."""
-    refuse_dry_run(ctx, "boot-started")
-    message = _apply(ctx, lambda engine: _trial(engine).plan_boot_started(), quiet=True)
+    context.refuse_dry_run(ctx, "boot-started")
+    message = context.apply(ctx, lambda engine: _trial(engine).plan_boot_started(), quiet=True)
     if message:
         click.echo(f"bootenv: {message}")
 
