@@ -40,7 +40,7 @@ from bootenv.upgrade.upgrader import IN_PLACE, SANDBOX, Upgrader  # noqa: E402
 
 def fake_engine(tmpdir: str) -> Engine:
     from bootenv.zfs.fake import FakeZfs
-    from bootenv.zfs.fake_shell import root_on_zfs
+    from bootenv.zfs.fake.build import root_on_zfs
 
     zfs = root_on_zfs(FakeZfs(), data_mib=1024)
     return Engine(zfs, mount_base=tmpdir)

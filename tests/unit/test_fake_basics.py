@@ -184,7 +184,7 @@ def test_strict_mode_catches_a_raising_call_that_mutates(z):
         z._fs["rpool/ROOT"].props["org.x:y"] = "1"
         raise DatasetBusy("oops")
 
-    from bootenv.zfs.fake_ops import op
+    from bootenv.zfs.fake.ops import op
 
     wrapped = op(mutating=True)(lambda self, name: bad(name))
     with pytest.raises(AssertionError, match="changed the state"):

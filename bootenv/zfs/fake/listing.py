@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .base import Dataset
-from .fake_space import Fs, Snap, cached_space, subtree, used_by_children
+from ..base import Dataset
+from .space import Fs, Snap, cached_space, subtree, used_by_children
 
 
 def child_mountpoint(parent_mp: str, comp: str) -> str:

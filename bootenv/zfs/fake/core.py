@@ -8,9 +8,9 @@ ZFS alike; that is what makes it trustworthy.
 
 Beyond the protocol it offers what tests and scripted scenarios need:
 `create_pool`, `create`, `write`/`delete`/`delete_all` (data, with space
-accounted like ZFS, see fake_space.py), `fail_next` (fault injection),
+accounted like ZFS, see space.py), `fail_next` (fault injection),
 `check_invariants`, JSON persistence (`save`/`load`/`session`/`open_fake`)
-and a shell entry point (`python -m bootenv.zfs.fake`, see fake_shell.py).
+and a shell entry point (`python -m bootenv.zfs.fake`, see shell.py).
 
 Orderings are by createtxg, a counter every mutation advances; `creation`
 comes from an injectable clock and is never used for ordering.
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
-from .base import (
+from ..base import (
     CrossPool,
     Dataset,
     DatasetBusy,
@@ -44,7 +44,7 @@ from .base import (
     ZfsUnavailable,
     pool_of,
 )
-from .fake_names import (
+from .names import (
     INHERITED_DEFAULTS,
     MAX_HOLD_TAG,
     POOL_PROPS,
@@ -55,10 +55,10 @@ from .fake_names import (
     check_user_prop,
     is_user_prop,
 )
-from .fake_list import ListingMixin, child_mountpoint
-from .fake_mounts import MountsMixin
-from .fake_ops import op
-from .fake_space import Block, Fs, Pool, Snap, cached_space, content, rebase, subtree, used_by_children
+from .listing import ListingMixin, child_mountpoint
+from .mounts import MountsMixin
+from .ops import op
+from .space import Block, Fs, Pool, Snap, cached_space, content, rebase, subtree, used_by_children
 
 MiB = 1024 * 1024
 DEFAULT_POOL_SIZE = 64 * 1024 * MiB
@@ -625,7 +625,7 @@ class FakeZfs(MountsMixin, ListingMixin):
         `error` is a ZfsError class of zfs.base (or an OSError), so the
         fault survives the JSON store: a CLI run on the saved state meets it.
         Raise ValueError for an unknown op, TypeError for another error."""
-        from .fake_store import fault_to_dict
+        from .store import fault_to_dict
 
         method = getattr(type(self), op, None)
         if method is None or not hasattr(method, "_fake_op"):
@@ -639,31 +639,31 @@ class FakeZfs(MountsMixin, ListingMixin):
 
     def check_invariants(self) -> None:
         """Raise AssertionError unless the state is one OpenZFS could be in."""
-        from .fake_check import check_invariants
+        from .invariants import check_invariants
 
         check_invariants(self)
 
     # ------------------------------------------------------- persistence
 
     def to_dict(self) -> dict:
-        from .fake_store import to_dict
+        from .store import to_dict
 
         return to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict, **kwargs) -> "FakeZfs":
-        from .fake_store import from_dict
+        from .store import from_dict
 
         return from_dict(cls(**kwargs), data)
 
     def save(self, path: str | Path) -> None:
-        from .fake_store import save
+        from .store import save
 
         save(self, Path(path))
 
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> "FakeZfs":
-        from .fake_store import load
+        from .store import load
 
         return load(cls(**kwargs), Path(path))
 
@@ -694,9 +694,3 @@ def open_fake(path: str | Path, **kwargs) -> FakeZfs:
 def _check_tag(tag: str) -> None:
     if not isinstance(tag, str) or not tag or len(tag) > MAX_HOLD_TAG:
         raise InvalidName(f"invalid hold tag {tag!r}")
-
-
-if __name__ == "__main__":
-    from .fake_shell import main
-
-    raise SystemExit(main())

@@ -7,7 +7,7 @@ import errno as _errno
 import re
 import string
 
-from .base import InvalidName, InvalidProperty
+from ..base import InvalidName, InvalidProperty
 
 MAX_NAME_LEN = 255  # ZFS_MAX_DATASET_NAME_LEN (256) includes the NUL
 MAX_USER_PROP_NAME = 256

@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Callable
 
-from .base import ZfsError
+from ..base import ZfsError
 
 if TYPE_CHECKING:
-    from .fake import FakeZfs
+    from .core import FakeZfs
 
 
 def op(mutating: bool) -> Callable:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import errno as _errno
 from typing import Mapping
 
-from .base import DatasetBusy, DatasetNotFound, NotMounted, ZfsError
-from .fake_list import child_mountpoint
-from .fake_ops import op
-from .fake_space import Fs, subtree
+from ..base import DatasetBusy, DatasetNotFound, NotMounted, ZfsError
+from .listing import child_mountpoint
+from .ops import op
+from .space import Fs, subtree
 
 
 def norm_path(path: str) -> str:

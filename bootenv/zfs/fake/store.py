@@ -10,10 +10,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .fake_space import Block, Fs, Pool, Snap
+from .space import Block, Fs, Pool, Snap
 
 if TYPE_CHECKING:
-    from .fake import FakeZfs
+    from .core import FakeZfs
 
 FORMAT = 1
 
@@ -79,7 +79,7 @@ def to_dict(z: "FakeZfs") -> dict:
 def fault_to_dict(error: BaseException) -> dict:
     """An injected fault as JSON: a ZfsError class of zfs.base (or an
     OSError), its message, dataset name and errno."""
-    from . import base
+    from .. import base
 
     kind = type(error).__name__
     if not (getattr(base, kind, None) is type(error) or type(error) is OSError):
@@ -90,7 +90,7 @@ def fault_to_dict(error: BaseException) -> dict:
 
 
 def fault_from_dict(d: dict) -> BaseException:
-    from . import base
+    from .. import base
 
     kind = d["type"]
     if kind == "OSError":
@@ -213,7 +213,7 @@ def validate(data: object) -> dict:
 def load(z: "FakeZfs", path: Path) -> "FakeZfs":
     """Fill `z` from the state file at `path`. Raise ZfsUnavailable naming
     the file if it cannot be read or is not a fake pool."""
-    from .base import ZfsUnavailable
+    from ..base import ZfsUnavailable
 
     try:
         with open(path, encoding="utf-8") as f:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .fake_space import own_space, subtree
+from .space import own_space, subtree
 
 if TYPE_CHECKING:
-    from .fake import FakeZfs
+    from .core import FakeZfs
 
 
 def _fail(msg: str) -> None:
