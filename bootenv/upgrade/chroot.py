@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import signal
-import subprocess
 import sys
 import threading
 from typing import Callable, Iterator, Mapping, Optional, Sequence

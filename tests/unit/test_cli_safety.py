@@ -15,7 +15,6 @@ import pytest
 
 from bootenv import cli
 from bootenv.cli import apt as cli_apt
-from bootenv.cli import context
 from bootenv.apt.fake import FakePackages
 from bootenv.upgrade.chroot import Chroot
 from bootenv.errors import (

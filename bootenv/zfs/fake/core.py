@@ -22,14 +22,13 @@ snapshot the same filesystem twice; snapshots cannot be mounted.
 
 from __future__ import annotations
 
-import contextlib
 import errno as _errno
 import gc
-import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from ..base import (
+    LIST_PROPERTIES,
     CrossPool,
     Dataset,
     DatasetBusy,
@@ -55,69 +54,25 @@ from .names import (
     check_user_prop,
     is_user_prop,
 )
-from .listing import ListingMixin, child_mountpoint
+from .listing import ListingMixin
 from .mounts import MountsMixin
 from .ops import op
-from .space import Block, Fs, Pool, Snap, cached_space, content, rebase, subtree, used_by_children
+from .state import FakeState
+from .space import Block, Fs, Pool, Snap, cached_space, content, rebase, subtree
 
+# The native properties listing.py's rows carry.
+ROW_PROPS = frozenset(LIST_PROPERTIES)
 MiB = 1024 * 1024
 DEFAULT_POOL_SIZE = 64 * 1024 * MiB
 
 __all__ = ["FakeZfs", "open_fake", "MiB"]
 
 
-class FakeZfs(MountsMixin, ListingMixin):
+class FakeZfs(MountsMixin, ListingMixin, FakeState):
     """In-memory OpenZFS. `clock` gives `creation` seconds; `strict` makes
     every public call verify atomicity and `check_invariants()` (tests)."""
 
-    def __init__(self, clock: Callable[[], float] = time.time, *, strict: bool = False):
-        self.clock = clock
-        self.strict = strict
-        self.autosave: Path | None = None
-        self.txg = 1
-        self._next_id = 1
-        self._pools: dict[str, Pool] = {}
-        self._fs: dict[str, Fs] = {}
-        self._snaps: dict[str, Snap] = {}
-        self._blocks: dict[int, Block] = {}
-        self._mounts: dict[str, Fs] = {}
-        self._faults: dict[str, list[BaseException]] = {}
-        self._depth = 0
-        self.private_mount_calls = 0  # private_mounts(): what a real backend would isolate
-
     # ------------------------------------------------------------ helpers
-
-    def _new_id(self) -> int:
-        self._next_id += 1
-        return self._next_id - 1
-
-    def _new_txg(self) -> int:
-        self.txg += 1
-        return self.txg
-
-    def _now(self) -> int:
-        return int(self.clock())
-
-    def _get_fs(self, name: str) -> Fs:
-        check_name(name, "filesystem")
-        fs = self._fs.get(name)
-        if fs is None:
-            raise DatasetNotFound(f"dataset does not exist: {name}", name)
-        return fs
-
-    def _get_snap(self, name: str) -> Snap:
-        check_name(name, "snapshot")
-        snap = self._snaps.get(name)
-        if snap is None:
-            raise DatasetNotFound(f"snapshot does not exist: {name}", name)
-        return snap
-
-    def _get_any(self, name: str) -> Fs | Snap:
-        check_name(name)
-        obj = self._fs.get(name) or self._snaps.get(name)
-        if obj is None:
-            raise DatasetNotFound(f"dataset does not exist: {name}", name)
-        return obj
 
     def _collect(self, fs: Fs) -> None:
         """Free the blocks charged to fs that neither its head nor its
@@ -132,45 +87,6 @@ class FakeZfs(MountsMixin, ListingMixin):
             fs.pool.allocated -= self._blocks.pop(b).size
         fs.owned &= keep
         fs.space = None
-
-    def _allocated(self, pool: Pool) -> int:
-        return pool.allocated
-
-    def _mountpoint(self, fs: Fs) -> str:
-        local = fs.props.get("mountpoint")
-        if local is not None:
-            return local
-        if fs.parent is None:
-            return "/" + fs.name
-        return child_mountpoint(self._mountpoint(fs.parent), fs.comp)
-
-    def _inherited(self, fs: Fs, prop: str) -> str | None:
-        f: Fs | None = fs
-        while f is not None:
-            if prop in f.props:
-                return f.props[prop]
-            f = f.parent
-        return INHERITED_DEFAULTS.get(prop)
-
-    def _user_prop(self, obj: Fs | Snap, prop: str) -> str | None:
-        """User properties inherit down the tree; a snapshot inherits its
-        filesystem's (dsl_prop_get_ds)."""
-        if isinstance(obj, Snap):
-            if prop in obj.props:
-                return obj.props[prop]
-            obj = obj.fs
-        return self._inherited(obj, prop)
-
-    def _space_row(self, fs: Fs) -> dict[str, int]:
-        ubd, ubs, _ = cached_space(fs, self._blocks)
-        ubc = used_by_children(subtree(fs), self._blocks)[id(fs)]
-        return {
-            "used": ubd + ubs + ubc,
-            "usedbydataset": ubd,
-            "usedbysnapshots": ubs,
-            "usedbychildren": ubc,
-            "referenced": fs.refer,
-        }
 
     def _rename_tree(self, fs: Fs, new: str) -> None:
         """Give fs the name `new`, renaming its descendants and snapshots."""
@@ -509,36 +425,19 @@ class FakeZfs(MountsMixin, ListingMixin):
         for p in props:
             check_gettable(p)
         out: dict[str, str] = {}
-        space: dict[str, int] | None = None
+        row: dict[str, str] | None = None  # the native row, computed once (listing.py)
         for p in props:
             value: object = None
             if is_user_prop(p):
                 value = self._user_prop(obj, p)
-            elif p in ("name", "guid", "type", "createtxg", "creation"):
-                value = {"name": obj.name, "guid": obj.id, "createtxg": obj.createtxg,
-                         "creation": obj.creation,
-                         "type": "snapshot" if isinstance(obj, Snap) else "filesystem"}[p]
-            elif isinstance(obj, Snap):
-                if p == "used":
-                    value = cached_space(obj.fs, self._blocks)[2][obj]
-                elif p == "referenced":
-                    value = obj.refer
-                elif p == "clones":
-                    value = ",".join(sorted(c.name for c in obj.clones))
-                elif p == "userrefs":
-                    value = len(obj.holds)
-            elif p in ("used", "referenced", "usedbysnapshots", "usedbydataset", "usedbychildren"):
-                space = space or self._space_row(obj)
-                value = space[p]
-            elif p == "origin":
-                value = obj.origin.name if obj.origin else None
-            elif p == "mountpoint":
-                value = self._mountpoint(obj)
-            elif p == "canmount":
-                value = obj.props.get("canmount", "on")
-            elif p == "mounted":
-                value = "yes" if obj.mount is not None else "no"
-            elif p in INHERITED_DEFAULTS:
+            elif p in ("name", "guid"):
+                value = obj.name if p == "name" else obj.id
+            elif isinstance(obj, Snap) and p in ("clones", "userrefs"):
+                value = ",".join(sorted(c.name for c in obj.clones)) if p == "clones" else len(obj.holds)
+            elif p in ROW_PROPS:
+                row = row if row is not None else self._native_row(obj)
+                value = row.get(p)
+            elif isinstance(obj, Fs) and p in INHERITED_DEFAULTS:
                 value = self._inherited(obj, p)
             if value is not None and value != "":
                 out[p] = str(value)
@@ -611,12 +510,6 @@ class FakeZfs(MountsMixin, ListingMixin):
             return
         p.props[prop] = value
 
-    def _get_pool(self, pool: str) -> Pool:
-        p = self._pools.get(pool)
-        if p is None:
-            raise DatasetNotFound(f"no such pool: {pool}", pool)
-        return p
-
     # --------------------------------------------------- test machinery
 
     def fail_next(self, op: str, error: BaseException) -> None:
@@ -636,48 +529,6 @@ class FakeZfs(MountsMixin, ListingMixin):
         self._faults.setdefault(op, []).append(error)
         if self.autosave is not None:
             self.save(self.autosave)
-
-    def check_invariants(self) -> None:
-        """Raise AssertionError unless the state is one OpenZFS could be in."""
-        from .invariants import check_invariants
-
-        check_invariants(self)
-
-    # ------------------------------------------------------- persistence
-
-    def to_dict(self) -> dict:
-        from .store import to_dict
-
-        return to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict, **kwargs) -> "FakeZfs":
-        from .store import from_dict
-
-        return from_dict(cls(**kwargs), data)
-
-    def save(self, path: str | Path) -> None:
-        from .store import save
-
-        save(self, Path(path))
-
-    @classmethod
-    def load(cls, path: str | Path, **kwargs) -> "FakeZfs":
-        from .store import load
-
-        return load(cls(**kwargs), Path(path))
-
-    @classmethod
-    @contextlib.contextmanager
-    def session(cls, path: str | Path, **kwargs) -> Iterator["FakeZfs"]:
-        """Load the state at `path`, yield it, save it (even when the body
-        raises: every completed operation is a committed one, as on disk)."""
-        fake = cls.load(path, **kwargs)
-        try:
-            yield fake
-        finally:
-            fake.save(path)
-
 
 def open_fake(path: str | Path, **kwargs) -> FakeZfs:
     """Return a FakeZfs loaded from `path` that saves after every mutating

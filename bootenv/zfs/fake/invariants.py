@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from .space import own_space, subtree
 
 if TYPE_CHECKING:
-    from .core import FakeZfs
+    from .state import FakeState as FakeZfs
 
 
 def _fail(msg: str) -> None:

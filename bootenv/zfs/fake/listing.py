@@ -11,16 +11,42 @@ from typing import Sequence
 
 from ..base import Dataset
 from .space import Fs, Snap, cached_space, subtree, used_by_children
+from .state import FakeState, child_mountpoint  # noqa: F401 (child_mountpoint re-exported)
 
 
-def child_mountpoint(parent_mp: str, comp: str) -> str:
-    """The mountpoint a child inherits: the parent's with its name appended."""
-    if parent_mp in ("none", "legacy"):
-        return parent_mp
-    return ("" if parent_mp == "/" else parent_mp) + "/" + comp
+def fs_row(f: Fs, mountpoint: str, ubd: int, ubs: int, ubc: int) -> dict[str, str]:
+    """A filesystem's native properties, as `zfs get -p` prints them: the
+    one place they are computed (list, get_props)."""
+    props = {
+        "type": "filesystem",
+        "createtxg": f.txg_s,
+        "creation": f.creation_s,
+        "used": str(ubd + ubs + ubc),
+        "referenced": str(f.refer),
+        "usedbysnapshots": str(ubs),
+        "usedbydataset": str(ubd),
+        "usedbychildren": str(ubc),
+        "mountpoint": mountpoint,
+        "canmount": f.props.get("canmount", "on"),
+        "mounted": "yes" if f.mount is not None else "no",
+    }
+    if f.origin is not None:
+        props["origin"] = f.origin.name
+    return props
 
 
-class ListingMixin:
+def snap_row(s: Snap, used: int) -> dict[str, str]:
+    """A snapshot's native properties (see fs_row)."""
+    return {
+        "type": "snapshot",
+        "createtxg": s.txg_s,
+        "creation": s.creation_s,
+        "used": str(used),
+        "referenced": str(s.refer),
+    }
+
+
+class ListingMixin(FakeState):
     def _list(self, top: Fs, snapshots: bool, user_props: tuple[str, ...]) -> list[Dataset]:
         """One pass over the subtree: space bottom-up, inherited values
         top-down, then rows. Snapshot rows are cached on the snapshot and
@@ -48,22 +74,7 @@ class ListingMixin:
         for f in tree:
             fid = id(f)
             ubd, ubs, snap_used = f.space  # type: ignore[misc]  # filled by used_by_children
-            c = ubc[fid]
-            props = {
-                "type": "filesystem",
-                "createtxg": f.txg_s,
-                "creation": f.creation_s,
-                "used": str(ubd + ubs + c),
-                "referenced": str(f.refer),
-                "usedbysnapshots": str(ubs),
-                "usedbydataset": str(ubd),
-                "usedbychildren": str(c),
-                "mountpoint": mp[fid],
-                "canmount": f.props.get("canmount", "on"),
-                "mounted": "yes" if f.mount is not None else "no",
-            }
-            if f.origin is not None:
-                props["origin"] = f.origin.name
+            props = fs_row(f, mp[fid], ubd, ubs, ubc[fid])
             vals = inh[fid]
             for k, p in enumerate(user_props):
                 if vals[k] is not None:
@@ -79,13 +90,7 @@ class ListingMixin:
                     svals = vals
                 key = (s.name, snap_used[s], user_props, svals)
                 if s.row is None or s.row[0] != key:
-                    sprops = {
-                        "type": "snapshot",
-                        "createtxg": s.txg_s,
-                        "creation": s.creation_s,
-                        "used": str(snap_used[s]),
-                        "referenced": str(s.refer),
-                    }
+                    sprops = snap_row(s, snap_used[s])
                     for k, p in enumerate(user_props):
                         if svals[k] is not None:
                             sprops[p] = svals[k]
@@ -94,15 +99,16 @@ class ListingMixin:
         rows.sort()  # (createtxg, name) never ties: names are unique
         return [r[2] for r in rows]
 
+    def _native_row(self, obj: Fs | Snap) -> dict[str, str]:
+        """The native properties of one filesystem or snapshot (get_props)."""
+        if isinstance(obj, Snap):
+            return snap_row(obj, cached_space(obj.fs, self._blocks)[2][obj])
+        ubd, ubs, _ = cached_space(obj, self._blocks)
+        ubc = used_by_children(subtree(obj), self._blocks)[id(obj)]
+        return fs_row(obj, self._mountpoint(obj), ubd, ubs, ubc)
+
     def _row(self, snap: Snap, user_props: Sequence[str]) -> Dataset:
-        _, _, snap_used = cached_space(snap.fs, self._blocks)
-        props = {
-            "type": "snapshot",
-            "createtxg": str(snap.createtxg),
-            "creation": str(snap.creation),
-            "used": str(snap_used[snap]),
-            "referenced": str(snap.refer),
-        }
+        props = self._native_row(snap)
         for p in user_props:
             v = self._user_prop(snap, p)
             if v is not None:

@@ -7,9 +7,9 @@ import errno as _errno
 from typing import Mapping
 
 from ..base import DatasetBusy, DatasetNotFound, NotMounted, ZfsError
-from .listing import child_mountpoint
 from .ops import op
 from .space import Fs, subtree
+from .state import FakeState, child_mountpoint
 
 
 def norm_path(path: str) -> str:
@@ -19,7 +19,7 @@ def norm_path(path: str) -> str:
     return "/" + "/".join(c for c in path.split("/") if c and c != ".")
 
 
-class MountsMixin:
+class MountsMixin(FakeState):
     def _remounts(self, fs: Fs, props: Mapping[str, str]) -> list[tuple[Fs, str | None]]:
         """What `zfs set mountpoint=` does to mounts (libzfs changelist):
         every filesystem whose mountpoint changes is unmounted and, when

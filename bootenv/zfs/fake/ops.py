@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable
 from ..base import ZfsError
 
 if TYPE_CHECKING:
-    from .core import FakeZfs
+    from .state import FakeState as FakeZfs
 
 
 def op(mutating: bool) -> Callable:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from .space import Block, Fs, Pool, Snap
 
 if TYPE_CHECKING:
-    from .core import FakeZfs
+    from .state import FakeState as FakeZfs
 
 FORMAT = 1
 
