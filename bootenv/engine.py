@@ -44,7 +44,7 @@ from .model import (
     validate_be_name,
     validate_title,
 )
-from .plan import Plan
+from .plan import Kind, Plan
 from .zfs.base import Dataset, ZfsBackend, ZfsError, parent_of, pool_of
 
 DEFAULT_MOUNT_BASE = "/run/bootenv"
@@ -264,6 +264,7 @@ class Engine:
             f"snapshot {', '.join(snaps)}",
             lambda: self.zfs.snapshot(snaps, {PROP_SNAPSHOT: "yes"}),
             undo=lambda: [self._destroy_quietly(s) for s in reversed(snaps)],
+            kind=Kind.SNAPSHOT,
         )
         for origin, clone in clones:
             props = self._clone_props(scan, src_top.name, origin.split("@", 1)[0])
@@ -273,14 +274,15 @@ class Engine:
                 f"clone {origin} as {clone}",
                 lambda o=origin, c=clone, p=props: self.zfs.clone(o, c, p),
                 undo=lambda c=clone: self._destroy_quietly(c),
+                kind=Kind.CLONE,
             )
-        plan.add(f"mark {name} {state}", lambda: self.zfs.set_props(target, {PROP_STATE: state}))
+        plan.add(f"mark {name} {state}", lambda: self.zfs.set_props(target, {PROP_STATE: state}), kind=Kind.MARK)
 
         def finish() -> None:
             plan.result = self.get(name)
             self.bootloader.post_create(plan.result)
 
-        plan.add("update the boot menu", finish)
+        plan.add("update the boot menu", finish, kind=Kind.BOOTLOADER)
         return plan
 
     def _clone_props(self, scan: Scan, src_top: str, src_ds: str) -> dict[str, str]:
@@ -357,26 +359,35 @@ class Engine:
         plan = Plan(f"Activate boot environment {name}" + (" for the next boot only" if once else ""))
         if be.active:
             plan.notes.append(f"{name} already boots next")
-        plan.add(f"check that {name} can boot", lambda: self.bootloader.pre_activate(be))
-        plan.add(f"prepare {name} for the bootloader", lambda: self._mid_activate(be))
+        plan.add(f"check that {name} can boot", lambda: self.bootloader.pre_activate(be), kind=Kind.CHECK)
+        plan.add(f"prepare {name} for the bootloader", lambda: self._mid_activate(be), kind=Kind.PREPARE)
         if once:
             if self.bootloader.oneshot:
-                plan.add(f"boot {name} once ({self.bootloader.name} one-shot)", lambda: self.bootloader.set_oneshot(be))
+                plan.add(
+                    f"boot {name} once ({self.bootloader.name} one-shot)",
+                    lambda: self.bootloader.set_oneshot(be),
+                    kind=Kind.SWITCH,
+                )
             else:
                 old = self.zfs.pool_get(self.pool, "bootfs")
                 plan.add(
                     f"set {self.pool} bootfs={top.name} (until the trial boot starts)",
                     lambda: self.zfs.pool_set(self.pool, "bootfs", top.name),
                     undo=(lambda: self.zfs.pool_set(self.pool, "bootfs", old)) if old else None,
+                    kind=Kind.SET_BOOTFS,
                 )
             plan.result = be
             return plan
         for ds in scan.tree(top.name):
             origin = scan.datasets[ds].origin
             if origin and self.name_of(origin):
-                plan.add(f"promote {ds} (origin {origin})", lambda d=ds: self.zfs.promote(d))
-        plan.add(f"set {self.pool} bootfs={top.name}", lambda: self.zfs.pool_set(self.pool, "bootfs", top.name))
-        plan.add("update the bootloader default", lambda: self.bootloader.post_activate(be))
+                plan.add(f"promote {ds} (origin {origin})", lambda d=ds: self.zfs.promote(d), kind=Kind.PROMOTE)
+        plan.add(
+            f"set {self.pool} bootfs={top.name}",
+            lambda: self.zfs.pool_set(self.pool, "bootfs", top.name),
+            kind=Kind.SET_BOOTFS,
+        )
+        plan.add("update the bootloader default", lambda: self.bootloader.post_activate(be), kind=Kind.BOOTLOADER)
         plan.result = be
         return plan
 
@@ -440,6 +451,24 @@ class Engine:
         scan = self.scan(snapshots=True)
         top = self._top(scan, name)
         be = self._bootenv(scan, top)
+        self._refuse_destroy(be, top)
+        tree = scan.tree(top.name)
+        plan = Plan(f"Destroy boot environment {name}")
+        promotions, heirs = self._plan_promotions(plan, scan, tree)
+        doomed = self._plan_own_destroys(plan, scan, tree, promotions)
+        doomed += self._plan_leftover_origins(plan, scan, tree, promotions, heirs)
+        held = {s: tags for s in doomed if (tags := self.zfs.holds(s))}
+        if held:
+            which = "; ".join(f"{s} (holds: {', '.join(sorted(t))})" for s, t in held.items())
+            raise Refused(f"cannot destroy {name}: snapshot has user holds: {which}")
+        plan.add("update the boot menu", lambda: self.bootloader.post_destroy(name), kind=Kind.BOOTLOADER)
+        plan.result = be
+        return plan
+
+    def _refuse_destroy(self, be: BootEnv, top: Dataset) -> None:
+        """Refuse to destroy the running BE, the next boot, the pool's
+        bootfs and a BE that takes part in a trial boot."""
+        name = be.name
         if be.running:
             raise Refused(f"{name} is the running boot environment; boot another one first")
         if be.active:
@@ -449,14 +478,15 @@ class Engine:
         trial = self.zfs.get_props(self.be_root, [PROP_TRIAL_BE, PROP_TRIAL_FALLBACK])
         if name in trial.values():
             raise Refused(f"{name} takes part in a trial boot; confirm it or run 'bootenv fallback' first")
-        tree = scan.tree(top.name)
-        members = set(tree)
-        plan = Plan(f"Destroy boot environment {name}")
 
-        # Decide every promotion before acting: per dataset, the dependent
-        # clone (outside this BE) of the newest snapshot takes the history.
-        promotions: dict[str, Dataset] = {}  # our dataset -> snapshot its heir was cloned from
-        heirs: dict[str, str] = {}  # our dataset -> the clone promoted in its place
+    def _plan_promotions(self, plan: Plan, scan: Scan, tree: list[str]) -> tuple[dict[str, Dataset], dict[str, str]]:
+        """Phase 1: decide every promotion before acting. Per dataset of the
+        BE, the dependent clone (outside this BE) of the newest snapshot
+        takes the history. Return (our dataset -> the snapshot its heir was
+        cloned from, our dataset -> the heir)."""
+        members = set(tree)
+        promotions: dict[str, Dataset] = {}
+        heirs: dict[str, str] = {}
         for ds in tree:
             dependents = [
                 (snap, clone)
@@ -472,21 +502,35 @@ class Engine:
                 plan.add(
                     f"promote {heir} (it takes the snapshots of {ds} up to @{snap.snapname})",
                     lambda h=heir: self.zfs.promote(h),
+                    kind=Kind.PROMOTE,
                 )
+        return promotions, heirs
 
-        doomed_snaps: list[str] = []  # as they are named now, to check holds
+    def _plan_own_destroys(self, plan: Plan, scan: Scan, tree: list[str], promotions: dict[str, Dataset]) -> list[str]:
+        """Phase 2: the BE's own snapshots that stay behind (newer than the
+        promoted one) and its datasets, deepest first. Return the
+        snapshots destroyed, as named now (to check holds)."""
+        doomed: list[str] = []
         for ds in reversed(tree):
             moved_upto = promotions[ds].createtxg if ds in promotions else -1
             own = [s for s in scan.snapshots.get(ds, []) if s.createtxg > moved_upto]
             for snap in reversed(own):
-                doomed_snaps.append(snap.name)
-                plan.add(f"destroy snapshot {snap.name}", lambda s=snap.name: self.zfs.destroy(s), destroys=True)
+                doomed.append(snap.name)
+                plan.add(f"destroy snapshot {snap.name}", lambda s=snap.name: self.zfs.destroy(s), destroys=True, kind=Kind.DESTROY)
             if scan.datasets[ds].props.get("mounted") == "yes":
-                plan.add(f"unmount {ds}", lambda d=ds: self.zfs.unmount(d))
-            plan.add(f"destroy {ds}", lambda d=ds: self.zfs.destroy(d), destroys=True)
+                plan.add(f"unmount {ds}", lambda d=ds: self.zfs.unmount(d), kind=Kind.UNMOUNT)
+            plan.add(f"destroy {ds}", lambda d=ds: self.zfs.destroy(d), destroys=True, kind=Kind.DESTROY)
+        return doomed
 
-        # The origin snapshot each dataset leaves behind: after a promotion
-        # it is the heir's copy of the snapshot the heir was cloned from.
+    def _plan_leftover_origins(
+        self, plan: Plan, scan: Scan, tree: list[str], promotions: dict[str, Dataset], heirs: dict[str, str]
+    ) -> list[str]:
+        """Phase 3: the origin snapshot each dataset leaves behind (after a
+        promotion, the heir's copy of the snapshot it was cloned from),
+        destroyed if bootenv took it and no other BE depends on it. Return
+        the snapshots destroyed, as named now."""
+        members = set(tree)
+        doomed: list[str] = []
         for ds in tree:
             if ds in promotions:
                 snap = promotions[ds]
@@ -505,21 +549,14 @@ class Engine:
             if not ours:
                 plan.notes.append(f"keeping {leftover}: bootenv did not take it")
                 continue
-            doomed_snaps.append(promotions[ds].name if ds in promotions else leftover)
+            doomed.append(promotions[ds].name if ds in promotions else leftover)
             plan.add(
                 f"destroy snapshot {leftover} (no boot environment needs it any more)",
                 lambda s=leftover: self.zfs.destroy(s),
                 destroys=True,
+                kind=Kind.DESTROY,
             )
-
-        held = {s: tags for s in doomed_snaps if (tags := self.zfs.holds(s))}
-        if held:
-            which = "; ".join(f"{s} (holds: {', '.join(sorted(t))})" for s, t in held.items())
-            raise Refused(f"cannot destroy {name}: snapshot has user holds: {which}")
-
-        plan.add("update the boot menu", lambda: self.bootloader.post_destroy(name))
-        plan.result = be
-        return plan
+        return doomed
 
     def _check_promote_names(self, scan: Scan, ds: str, snap: Dataset, heir: str) -> None:
         """Promote fails if the heir already has a snapshot named like one
@@ -552,10 +589,14 @@ class Engine:
         if top.name == scan.running:
             raise Refused(f"{old} is the running boot environment; it cannot be renamed while running")
         plan = Plan(f"Rename boot environment {old} to {new}")
-        plan.add(f"rename {top.name} to {target}", lambda: self.zfs.rename(top.name, target))
+        plan.add(f"rename {top.name} to {target}", lambda: self.zfs.rename(top.name, target), kind=Kind.RENAME)
         if self.zfs.pool_get(self.pool, "bootfs") == top.name:
-            plan.add(f"set {self.pool} bootfs={target}", lambda: self.zfs.pool_set(self.pool, "bootfs", target))
-        plan.add("update the boot menu", lambda: self.bootloader.post_rename(old, new))
+            plan.add(
+                f"set {self.pool} bootfs={target}",
+                lambda: self.zfs.pool_set(self.pool, "bootfs", target),
+                kind=Kind.SET_BOOTFS,
+            )
+        plan.add("update the boot menu", lambda: self.bootloader.post_rename(old, new), kind=Kind.BOOTLOADER)
         return plan
 
     def plan_describe(self, name: str, title: str) -> Plan:
@@ -564,7 +605,11 @@ class Engine:
         top = self._top(scan, name)
         validate_title(title)
         plan = Plan(f"Set the title of {name}")
-        plan.add(f"set {PROP_TITLE}={title!r} on {top.name}", lambda: self.zfs.set_props(top.name, {PROP_TITLE: title}))
+        plan.add(
+            f"set {PROP_TITLE}={title!r} on {top.name}",
+            lambda: self.zfs.set_props(top.name, {PROP_TITLE: title}),
+            kind=Kind.SET_PROPS,
+        )
         return plan
 
     # ------------------------------------------------------------ mount

@@ -58,7 +58,7 @@ from .listing import ListingMixin
 from .mounts import MountsMixin
 from .ops import op
 from .state import FakeState
-from .space import Block, Fs, Pool, Snap, cached_space, content, rebase, subtree
+from .space import Block, Fs, Pool, Snap, content, rebase, subtree
 
 # The native properties listing.py's rows carry.
 ROW_PROPS = frozenset(LIST_PROPERTIES)
