@@ -13,7 +13,7 @@ from bootenv.run import run_live
 from bootenv.errors import OperationFailed
 from bootenv.zfs.base import DatasetBusy
 
-from .recording_runner import RecordingRunner
+from ..recording_runner import RecordingRunner
 
 
 @pytest.fixture

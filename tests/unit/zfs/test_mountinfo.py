@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bootenv.zfs.mountinfo import explain_busy, namespace_holds, process_uses
 
-from .fake_proc import FakeProc
+from ..fake_proc import FakeProc
 
 
 def proc_with_udevd(tmp_path) -> FakeProc:

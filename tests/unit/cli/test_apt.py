@@ -23,8 +23,8 @@ from bootenv.errors import (
     EXIT_USAGE,
 )
 
-from .conftest import pool
-from .recording_runner import RecordingRunner
+from ..conftest import pool
+from ..recording_runner import RecordingRunner
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "contrib" / "grub.d" / "42_bootenv"
+SCRIPT = Path(__file__).resolve().parents[3] / "contrib" / "grub.d" / "42_bootenv"
 
 FAKE_LIB = """
 prepare_grub_to_access_device() { echo "insmod zfs"; echo "search --no-floppy --fs-uuid --set=root 0123abcd # $1"; }

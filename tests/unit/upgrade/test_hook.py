@@ -210,7 +210,7 @@ def test_cli_hook_survives_unexpected_errors(run, monkeypatch):
 
 
 def test_apt_conf_snippet_calls_the_hook_and_never_fails():
-    text = open(os.path.join(os.path.dirname(__file__), "../../contrib/apt/80bootenv")).read()
+    text = open(os.path.join(os.path.dirname(__file__), "../../../contrib/apt/80bootenv")).read()
     assert "DPkg::Pre-Invoke" in text and "bootenv hook pre-invoke" in text
     assert "DPkg::Post-Invoke" in text and "bootenv hook post-invoke" in text
     assert text.count("; true\";") == 2  # the shell line always succeeds

@@ -13,8 +13,8 @@ from bootenv.engine import Engine
 from bootenv.errors import Refused
 from bootenv.trial import Trial
 
-from .boot_tools import FakeTools, write_grubenv
-from .conftest import datasets
+from ..boot_tools import FakeTools, write_grubenv
+from ..conftest import datasets
 
 
 def make_tree(path, kernels=(), modules=()):

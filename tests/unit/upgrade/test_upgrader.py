@@ -21,8 +21,8 @@ from bootenv.model import PROP_COMMAND, PROP_KIND, PROP_PACKAGES, PROP_STATE, PR
 from bootenv.upgrade.upgrader import IN_PLACE, SANDBOX, ROLLBACK_QUESTION, Upgrader
 from bootenv.zfs.fake import MiB
 
-from .conftest import datasets
-from .recording_runner import RecordingRunner
+from ..conftest import datasets
+from ..recording_runner import RecordingRunner
 
 DIST = AptRequest("dist-upgrade")
 

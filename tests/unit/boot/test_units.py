@@ -5,7 +5,7 @@ from __future__ import annotations
 import configparser
 from pathlib import Path
 
-UNITS = Path(__file__).resolve().parents[2] / "contrib" / "systemd"
+UNITS = Path(__file__).resolve().parents[3] / "contrib" / "systemd"
 
 
 def unit(name: str) -> dict[str, dict[str, list[str]]]:

@@ -13,9 +13,9 @@ from bootenv.engine import Engine
 from bootenv.errors import OperationFailed, Refused
 from bootenv.trial import Trial
 
-from .boot_tools import FakeTools
-from .conftest import datasets
-from .test_boot_grub import make_tree
+from ..boot_tools import FakeTools
+from ..conftest import datasets
+from .test_grub import make_tree
 
 V = "6.1.0-28-amd64"
 

@@ -206,7 +206,7 @@ def test_run_argv(packages):
 
 
 def test_run_marks_the_environment_for_the_hook(tmp_path):
-    from .recording_runner import RecordingRunner
+    from ..recording_runner import RecordingRunner
 
     runner = RecordingRunner(live_status=100)
     packages = AptPackages(runner=runner)

@@ -20,7 +20,7 @@ from bootenv.errors import (
 )
 from bootenv.lock import exclusive
 
-from .conftest import pool
+from ..conftest import pool
 
 
 def test_version(run):

@@ -27,8 +27,8 @@ from bootenv.errors import (
 from bootenv.zfs.base import DatasetBusy, PermissionDenied, ZfsBackend, ZfsUnavailable
 from bootenv.zfs.fake import FakeZfs
 
-from .conftest import Clock, build_system, pool
-from .recording_runner import RecordingRunner
+from ..conftest import Clock, build_system, pool
+from ..recording_runner import RecordingRunner
 
 
 @pytest.fixture

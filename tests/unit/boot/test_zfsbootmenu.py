@@ -9,7 +9,7 @@ from bootenv.boot.zfsbootmenu import ZfsBootMenuBootloader
 from bootenv.engine import Engine
 from bootenv.errors import Refused
 
-from .test_boot_grub import make_tree
+from .test_grub import make_tree
 
 CMDLINE = "org.zfsbootmenu:commandline"
 
