@@ -53,7 +53,17 @@ from typing import Optional
 
 from .engine import Engine
 from .errors import OperationFailed, Refused, UsageError
-from .model import PROP_NS, PROP_TRIAL_BE, PROP_TRIAL_FALLBACK, BootEnv, validate_be_name
+from .model import (
+    PROP_NS,
+    PROP_TRIAL_BE,
+    PROP_TRIAL_FALLBACK,
+    STATE_COMPLETE,
+    STATE_FAILED,
+    STATE_PENDING,
+    STATE_UNFINISHED_APT,
+    BootEnv,
+    validate_be_name,
+)
 from .plan import Kind, Plan, Step
 from .run import CommandFailed, Runner, default_runner
 
@@ -421,6 +431,14 @@ class Trial:
         self.zfs.set_props(self.engine.be_root, {PROP_LAST_GOOD: name})
 
 
+# How `status` shows a BE's org.bootenv:state (model.STATES) when not complete.
+STATE_NOTES = {
+    STATE_PENDING: "pending: its create never finished; not bootable, destroy it",
+    STATE_UNFINISHED_APT: "unfinished-apt: the apt run after it never finished",
+    STATE_FAILED: "state failed: the apt run after it failed",
+}
+
+
 def describe_status(status: Status, bes: list[BootEnv]) -> str:
     """`bootenv status` for people, in the spirit of `ostree admin status`."""
     lines = []
@@ -437,6 +455,8 @@ def describe_status(status: Status, bes: list[BootEnv]) -> str:
         verdict = status.verdicts.get(be.name)
         if verdict and verdict["verdict"] == "failed":
             marks.append(f"failed: {verdict['reason']}")
+        if be.state and be.state != STATE_COMPLETE:
+            marks.append(STATE_NOTES.get(be.state, f"state {be.state}"))
         lead = "*" if be.name == status.running else " "
         lines.append(f"{lead} {be.name}" + (f"  ({', '.join(marks)})" if marks else ""))
     lines.append("")

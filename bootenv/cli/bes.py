@@ -17,18 +17,9 @@ def list_cmd(
     as_json: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """List boot environments (A: boots next, C: running now)."""
-    from . import output
-
     if scripted and as_json:
         raise click.UsageError("-H and --json cannot be combined")
-    bes = context.settings(ctx).engine().list()
-    if as_json:
-        click.echo(output.to_json(bes))
-    elif scripted:
-        if bes:
-            click.echo(output.tab_separated(bes))
-    else:
-        click.echo(output.table(bes))
+    context.print_bes(context.settings(ctx).engine().list(), scripted=scripted, as_json=as_json)
 
 
 def create(
@@ -40,8 +31,6 @@ def create(
     as_json: bool = typer.Option(False, "--json", help="Print the new BE as JSON."),
 ) -> None:
     """Checkpoint a BE (the running one by default): snapshot + clone."""
-    from . import output
-
     command = context.invocation()
     be = context.apply(
         ctx,
@@ -52,9 +41,7 @@ def create(
     if be is None:
         return
     if as_json:
-        import json
-
-        click.echo(json.dumps(output.as_dict(be), indent=2))
+        context.print_json(context.be_as_dict(be))
     else:
         click.echo(f"Created boot environment {be.name}")
 

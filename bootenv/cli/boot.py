@@ -7,7 +7,6 @@ Registered by cli/__init__.py; imports context only.
 
 from __future__ import annotations
 
-import json
 import os
 
 import click
@@ -35,7 +34,7 @@ def status(
     trial = _trial(engine)
     st = trial.status()
     if as_json:
-        click.echo(json.dumps(st.as_dict(), indent=2))
+        context.print_json(st.as_dict())
     else:
         click.echo(describe_status(st, engine.list()))
 

@@ -1,6 +1,6 @@
 """What every command module shares: the settings the global options
-make, the root check, the lock, and the one way a plan is applied (shown,
-asked, dry run, progress). Command modules import this module only, never
+make, the root check, the lock, the one way a plan is applied (shown,
+asked, dry run, progress), and output (BEs as table, -H or JSON). Command modules import this module only, never
 each other (cli/__init__.py registers them).
 
 Nothing heavy is imported here: the engine, the backends, python-apt and
@@ -166,3 +166,34 @@ def confirm(question: str) -> None:
 def say(line: str) -> None:
     """A line for the user that is not the command's output (stderr)."""
     click.echo(line, err=True)
+
+
+# ---------------------------------------------------------------- output
+
+
+def print_bes(bes: list, *, scripted: bool = False, as_json: bool = False) -> None:
+    """Print BEs as `list` does: a table, -H lines, or JSON (output.py;
+    tabulate is imported only here)."""
+    from . import output
+
+    if as_json:
+        click.echo(output.to_json(bes))
+    elif scripted:
+        if bes:
+            click.echo(output.tab_separated(bes))
+    else:
+        click.echo(output.table(bes))
+
+
+def be_as_dict(be) -> dict:
+    """One BE as the JSON outputs show it."""
+    from . import output
+
+    return output.as_dict(be)
+
+
+def print_json(data: object) -> None:
+    """Print JSON the way every --json does (indented)."""
+    import json
+
+    click.echo(json.dumps(data, indent=2))

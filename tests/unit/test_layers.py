@@ -159,3 +159,12 @@ def test_the_command_line_starts_light():
     )
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""
+
+
+def test_command_modules_import_context_only():
+    """cli/'s command modules share context.py and never import each other
+    (cli/__init__.py registers them; output.py is reached through context)."""
+    commands = ("bes", "apt", "boot")
+    for name in commands:
+        cli_imports = {m for m in imports(PACKAGE / "cli" / f"{name}.py") if m.startswith("bootenv.cli")}
+        assert cli_imports <= {"bootenv.cli.context"}, name
