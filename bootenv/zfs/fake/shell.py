@@ -6,6 +6,9 @@ for scripted scenarios (with `BOOTENV_ZFS=fake:STATE` for bootenv itself).
   list STATE [DATASET]  like `zfs list -o name,used,refer,origin,mountpoint -t all`
   write STATE FS MIB    add MIB MiB of new data to FS
   delete STATE FS MIB   drop MIB MiB of data from FS's head
+  fail STATE OP ERROR [MESSAGE]
+                        the next call of OP (list, clone, ...) raises ERROR, a
+                        ZfsError class of bootenv.zfs.base (PermissionDenied, ...)
 """
 
 from __future__ import annotations
@@ -79,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("state", type=Path)
         p.add_argument("fs")
         p.add_argument("mib", type=float)
+    p = sub.add_parser("fail", help="make the next call of an operation fail")
+    p.add_argument("state", type=Path)
+    p.add_argument("op")
+    p.add_argument("error", help="a ZfsError class of bootenv.zfs.base, e.g. PermissionDenied")
+    p.add_argument("message", nargs="?", default="injected fault")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "init":
@@ -97,10 +105,24 @@ def main(argv: list[str] | None = None) -> int:
                 z.write(args.fs, int(args.mib * MiB))
             elif args.cmd == "delete":
                 z.delete(args.fs, int(args.mib * MiB))
+            elif args.cmd == "fail":
+                z.fail_next(args.op, _fault(args.error, args.message))
     except ZfsError as exc:
         print(f"fake zfs: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # fail: no such operation
+        print(f"fake zfs: {exc}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _fault(kind: str, message: str) -> ZfsError:
+    from .. import base
+
+    cls = getattr(base, kind, None)
+    if not (isinstance(cls, type) and issubclass(cls, ZfsError)):
+        raise SystemExit(f"{kind!r} is not a ZfsError class of bootenv.zfs.base")
+    return cls(message)
 
 
 def _only_pool(z: FakeZfs) -> str:

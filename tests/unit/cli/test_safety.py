@@ -367,3 +367,48 @@ def test_a_checkpoint_whose_apt_run_never_finished_can_be_activated(state, run):
     result = run("activate", "ck")
     assert result.exit_code == 0, result.output
     assert "[unfinished-apt]" in run("list").stdout
+
+
+# ------------------------------------------------------------ the other global options
+
+
+@pytest.mark.parametrize("short", [["-l"], ["-a", "ck"], ["-r", "ck"]])
+def test_a_short_form_with_a_command_is_refused(busy_pool, run, tmp_path, short):
+    before = everything(busy_pool, tmp_path)
+    result = run(*short, "create", "x")
+    assert result.exit_code == EXIT_USAGE
+    assert "not combined with a command" in one_line(result)
+    assert everything(busy_pool, tmp_path) == before
+
+
+def test_be_root_and_running_are_honoured(state, run, env):
+    env["BOOTENV_BE_ROOT"] = None
+    result = run("--be-root", "rpool/ROOT", "--running", "rpool/ROOT/debian", "list", "-H")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split("\t")[:3] == ["A", "C", "debian"]
+    result = run("--be-root", "rpool/NOPE", "list")
+    assert result.exit_code == EXIT_NO_ZFS
+    assert "rpool/NOPE" in one_line(result)
+
+
+def test_zfs_and_bootloader_are_honoured(state, run, env, tmp_path):
+    other = tmp_path / "other.json"
+    fake = FakeZfs(clock=Clock())
+    build_system(fake, deep=True)
+    fake.save(other)
+    log = tmp_path / "other.log"
+    result = run("--zfs", f"fake:{other}", "--bootloader", f"recording:{log}", "create", "x")
+    assert result.exit_code == 0, result.output
+    assert "rpool/ROOT/x/var" in [d.name for d in FakeZfs.load(other).list("rpool")]
+    assert "rpool/ROOT/x" not in pool(state)
+    assert log.read_text() == "post_create x\n"
+
+
+def test_a_rename_too_long_for_zfs_is_refused_up_front(state, run):
+    assert run("create", "ck").exit_code == 0
+    assert run("create", "--from", "ck", "b" * 120).exit_code == 0  # takes ck@bbb...
+    before = pool(state)
+    result = run("rename", "ck", "a" * 128)
+    assert result.exit_code == EXIT_USAGE
+    assert "255" in one_line(result)
+    assert pool(state) == before

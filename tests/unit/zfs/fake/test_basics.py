@@ -4,6 +4,7 @@ running root, persistence, the shell entry point, speed."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -293,3 +294,17 @@ def test_list_1000_bes_with_10_snapshots_is_fast():
         best = min(best, time.perf_counter() - t)
     assert len(rows) == 1 + 1000 * 11
     assert best < 0.25, f"list of 11,001 datasets took {best * 1000:.0f} ms"
+
+
+def test_shell_fail_injects_a_fault_the_cli_meets(tmp_path):
+    state = str(tmp_path / "s.json")
+    assert _shell("init", state).returncode == 0
+    assert _shell("fail", state, "list", "PermissionDenied", "permission denied").returncode == 0
+    env = {**os.environ, "BOOTENV_ZFS": f"fake:{state}", "BOOTENV_LOCK": str(tmp_path / "lock")}
+    env.pop("BOOTENV_BE_ROOT", None)
+    cli = subprocess.run([sys.executable, "-m", "bootenv", "list"], capture_output=True, text=True, env=env)
+    assert cli.returncode == 5 and cli.stderr == "bootenv: permission denied (try sudo)\n"
+    again = subprocess.run([sys.executable, "-m", "bootenv", "list"], capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr  # used up
+    assert _shell("fail", state, "no_such_op", "PermissionDenied").returncode == 2
+    assert _shell("fail", state, "list", "KeyError").returncode != 0
