@@ -83,7 +83,7 @@ class Plan:
     def execute(self, progress: Optional[Progress] = None) -> object:
         """Run every step in order. On failure undo the completed steps that
         can be undone (newest first) and raise OperationFailed naming the
-        step and the ZFS error."""
+        step and the ZFS (or OS) error."""
         done: list[Step] = []
         total = len(self.steps)
         for number, step in enumerate(self.steps, 1):
@@ -94,7 +94,7 @@ class Plan:
             except BootenvError:
                 self._undo(done)
                 raise
-            except ZfsError as exc:
+            except (ZfsError, OSError) as exc:  # OSError: a bootloader file, a mount point
                 undone = self._undo(done)
                 tail = " (undone: the earlier steps were reverted)" if undone else ""
                 raise OperationFailed(f"{step.text}: {exc}{tail}") from exc
@@ -109,7 +109,7 @@ class Plan:
                 try:
                     step.undo()
                     undone = True
-                except ZfsError:
+                except (ZfsError, OSError):
                     # Keep undoing the rest: a leftover is reported by the
                     # original error, and `bootenv list` shows it as pending.
                     pass

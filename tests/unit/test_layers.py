@@ -168,3 +168,19 @@ def test_command_modules_import_context_only():
     for name in commands:
         cli_imports = {m for m in imports(PACKAGE / "cli" / f"{name}.py") if m.startswith("bootenv.cli")}
         assert cli_imports <= {"bootenv.cli.context"}, name
+
+
+def test_concrete_backends_are_chosen_in_one_factory_each():
+    """Outside its package, zfs/ is reached through zfs.base (the protocol
+    and errors) and boot/ through boot.base; only cli/context.py opens a
+    concrete one, through zfs.factory and boot.factory."""
+    allowed = {"bootenv.zfs.base", "bootenv.boot.base"}
+    factories = {"bootenv.zfs.factory", "bootenv.boot.factory"}
+    wrong = []
+    for path in PACKAGE.rglob("*.py"):
+        me = module_name(path)
+        for target in imports(path):
+            if unit(target) in ("zfs", "boot") and unit(target) != unit(me) and target not in allowed:
+                if not (me == "bootenv.cli.context" and target in factories):
+                    wrong.append(f"{me} imports {target}")
+    assert wrong == []

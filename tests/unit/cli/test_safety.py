@@ -412,3 +412,13 @@ def test_a_rename_too_long_for_zfs_is_refused_up_front(state, run):
     assert result.exit_code == EXIT_USAGE
     assert "255" in one_line(result)
     assert pool(state) == before
+
+
+def test_a_bootloader_file_that_cannot_be_written_undoes_the_create(state, run, env, tmp_path):
+    env["BOOTENV_BOOTLOADER"] = "recording:/proc/bootenv-test/boot.log"
+    before = pool(state)
+    result = run("create", "x")
+    assert result.exit_code == EXIT_FAILURE
+    line = one_line(result)
+    assert "update the boot menu" in line and "undone" in line
+    assert pool(state) == before
