@@ -222,12 +222,7 @@ class Engine:
         state is `pending` until the last clone exists (a crash leaves a
         BE that says so), then `state`. Raise BeExists / BeNotFound."""
         scan = self.scan(snapshots=False)
-        if source is None:
-            if not scan.running:
-                raise UsageError("no running boot environment here: name the source with --from")
-            src_top = scan.datasets[scan.running]
-        else:
-            src_top = self._top(scan, source)
+        src_top = self._create_source(scan, source)
         src_name = self.name_of(src_top.name) or src_top.name
         if name is None:
             name = self._unique_name(scan, self.default_name(kind))
@@ -247,18 +242,7 @@ class Engine:
         snaps = [f"{ds}@{snapname}" for ds in tree]
         clones = [(f"{ds}@{snapname}", target + ds[len(src_top.name) :]) for ds in tree]
         check_dataset_names(snaps, f"cannot create {name}")
-        meta = {
-            PROP_TITLE: title,
-            PROP_CREATED: str(int(self.clock())),
-            PROP_KIND: kind,
-            PROP_ORIGIN_BE: src_name,
-            PROP_STATE: STATE_PENDING,
-        }
-        if command:
-            meta[PROP_COMMAND] = command
-        if not title:
-            del meta[PROP_TITLE]
-
+        meta = self._checkpoint_meta(title=title, kind=kind, origin_be=src_name, command=command)
         plan = Plan(f"Create boot environment {name} from {src_name}")
         plan.add(
             f"snapshot {', '.join(snaps)}",
@@ -284,6 +268,30 @@ class Engine:
 
         plan.add("update the boot menu", finish, kind=Kind.BOOTLOADER)
         return plan
+
+    def _create_source(self, scan: Scan, source: Optional[str]) -> Dataset:
+        """The top dataset a checkpoint is taken of: `source`, or the
+        running BE. Raise BeNotFound, UsageError when nothing runs here."""
+        if source is not None:
+            return self._top(scan, source)
+        if not scan.running:
+            raise UsageError("no running boot environment here: name the source with --from")
+        return scan.datasets[scan.running]
+
+    def _checkpoint_meta(self, *, title: str, kind: str, origin_be: str, command: Optional[str]) -> dict[str, str]:
+        """The org.bootenv: properties a new BE's top is cloned with; state
+        `pending` until the plan's last step but one marks it."""
+        meta = {
+            PROP_CREATED: str(int(self.clock())),
+            PROP_KIND: kind,
+            PROP_ORIGIN_BE: origin_be,
+            PROP_STATE: STATE_PENDING,
+        }
+        if title:
+            meta[PROP_TITLE] = title
+        if command:
+            meta[PROP_COMMAND] = command
+        return meta
 
     def _clone_props(self, scan: Scan, src_top: str, src_ds: str) -> dict[str, str]:
         """Native properties a clone of `src_ds` needs to behave like it:

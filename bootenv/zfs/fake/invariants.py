@@ -19,25 +19,16 @@ def _fail(msg: str) -> None:
 def check_invariants(z: "FakeZfs") -> None:
     """Raise AssertionError with a clear message unless every structural,
     ordering and space invariant holds."""
+    clones_of = _check_filesystems(z)
+    _check_snapshots_and_mounts(z, clones_of)
+    _check_blocks(z)
+    _check_pools(z)
+
+
+def _check_filesystems(z: "FakeZfs") -> dict[int, set[int]]:
+    """Names, parents and children, snapshot order, origins, mounts. Return
+    origin snapshot id -> the ids of its clones, as the clones say."""
     clones_of: dict[int, set[int]] = {}
-    memo: dict[int, set[int]] = {}
-
-    def full(obj) -> set[int]:
-        """What a head or snapshot references (memoised per snapshot)."""
-        key = id(obj)
-        if key in memo:
-            return memo[key]
-        fs = obj if obj.__class__.__name__ == "Fs" else obj.fs
-        base = full(fs.origin) if fs.origin is not None else set()
-        if obj.removed - base:
-            _fail(f"{getattr(obj, 'name')} drops blocks its origin does not have")
-        if obj.added & base:
-            _fail(f"{getattr(obj, 'name')} adds blocks its origin already has")
-        result = (base - obj.removed) | obj.added
-        if obj is not fs:
-            memo[key] = result
-        return result
-
     for name, f in z._fs.items():
         if f.name != name:
             _fail(f"filesystem indexed as {name} is named {f.name}")
@@ -81,6 +72,10 @@ def check_invariants(z: "FakeZfs") -> None:
             clones_of.setdefault(id(o), set()).add(id(f))
         if f.mount is not None and z._mounts.get(f.mount) is not f:
             _fail(f"{name} thinks it is mounted at {f.mount} but the mount table disagrees")
+    return clones_of
+
+
+def _check_snapshots_and_mounts(z: "FakeZfs", clones_of: dict[int, set[int]]) -> None:
     for name, s in z._snaps.items():
         if z._fs.get(s.fs.name) is not s.fs or s not in s.fs.snaps:
             _fail(f"snapshot {name} belongs to a filesystem that does not exist")
@@ -89,9 +84,37 @@ def check_invariants(z: "FakeZfs") -> None:
     for path, f in z._mounts.items():
         if f.mount != path or z._fs.get(f.name) is not f:
             _fail(f"mount table entry {path} -> {f.name} is stale")
-    # Blocks: every block a head or snapshot references exists; each live
-    # block is charged to exactly one filesystem, whose head or snapshots
-    # reference it; referenced sums agree.
+
+
+class _References:
+    """What a head or snapshot references (memoised per snapshot), checking
+    each delta against its origin on the way."""
+
+    def __init__(self) -> None:
+        self.memo: dict[int, set[int]] = {}
+
+    def __call__(self, obj) -> set[int]:
+        """What a head or snapshot references (self.memoised per snapshot)."""
+        key = id(obj)
+        if key in self.memo:
+            return self.memo[key]
+        fs = obj if obj.__class__.__name__ == "Fs" else obj.fs
+        base = self(fs.origin) if fs.origin is not None else set()
+        if obj.removed - base:
+            _fail(f"{getattr(obj, 'name')} drops blocks its origin does not have")
+        if obj.added & base:
+            _fail(f"{getattr(obj, 'name')} adds blocks its origin already has")
+        result = (base - obj.removed) | obj.added
+        if obj is not fs:
+            self.memo[key] = result
+        return result
+
+
+def _check_blocks(z: "FakeZfs") -> None:
+    """Every block a head or snapshot references exists; each live block is
+    charged to exactly one filesystem, whose head or snapshots reference
+    it; referenced sums agree."""
+    full = _References()
     charged: dict[int, str] = {}
     for f in z._fs.values():
         for obj in [f, *f.snaps]:
@@ -121,7 +144,10 @@ def check_invariants(z: "FakeZfs") -> None:
             _fail(f"cached space of {f.name} is stale")
     if set(charged) != set(z._blocks):
         _fail(f"blocks {sorted(set(z._blocks) - set(charged))[:5]} are charged to nobody")
-    # Space sums: every pool's top `used` equals its live block bytes.
+
+
+def _check_pools(z: "FakeZfs") -> None:
+    """Every pool's top `used` equals its live block bytes; bootfs exists."""
     for pool in z._pools.values():
         if pool.top is None or z._fs.get(pool.top.name) is not pool.top:
             _fail(f"pool {pool.name} lost its top filesystem")
