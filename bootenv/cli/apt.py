@@ -171,6 +171,7 @@ hook_app = typer.Typer(
 def _hook(ctx: typer.Context, which: str) -> None:
     """Run a hook phase; whatever goes wrong, say why and let apt go on."""
     from ..upgrade import hook
+    from ..zfs.base import ZfsError
 
     context.refuse_dry_run(ctx, f"hook {which}")
     settings = context.settings(ctx)
@@ -179,7 +180,7 @@ def _hook(ctx: typer.Context, which: str) -> None:
             hook.pre_invoke(settings.engine, say=context.say)
         else:
             hook.post_invoke(settings.engine)
-    except (BootenvError, OSError) as exc:
+    except (BootenvError, ZfsError, OSError) as exc:
         context.say(f"bootenv: hook {which}: no checkpoint: {exc} (apt goes on)")
     except Exception as exc:  # a hook must never stop apt
         context.say(f"bootenv: hook {which}: no checkpoint: unexpected {type(exc).__name__}: {exc} (apt goes on)")

@@ -214,3 +214,17 @@ def test_apt_conf_snippet_calls_the_hook_and_never_fails():
     assert "DPkg::Pre-Invoke" in text and "bootenv hook pre-invoke" in text
     assert "DPkg::Post-Invoke" in text and "bootenv hook post-invoke" in text
     assert text.count("; true\";") == 2  # the shell line always succeeds
+
+
+@pytest.mark.parametrize("op", ["list", "snapshot", "clone", "set_props"])
+def test_cli_hook_a_zfs_fault_is_one_line_and_apt_goes_on(run, state, op):
+    from bootenv.zfs.base import PermissionDenied
+
+    zfs = FakeZfs.load(state)
+    zfs.fail_next(op, PermissionDenied("permission denied"))
+    zfs.save(state)
+    result = run("hook", "pre-invoke")
+    assert result.exit_code == 0
+    assert result.stderr.startswith("bootenv: hook pre-invoke: no checkpoint: ")
+    assert "unexpected" not in result.stderr and "Traceback" not in result.output
+    assert "hook" not in kinds(state)
