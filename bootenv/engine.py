@@ -403,7 +403,10 @@ class Engine:
         """Refuse to boot a BE that is not whole: its create never finished
         (state pending), or datasets of its source's tree were never cloned
         into it. A checkpoint whose apt run never finished (unfinished-apt)
-        is whole and may be activated: it is what an admin rolls back to."""
+        is whole and may be activated: it is what an admin rolls back to.
+        The running BE is whole enough: it booted."""
+        if be.running:
+            return
         way_out = f"destroy it (bootenv destroy {be.name}) and create it again"
         if be.state == STATE_PENDING:
             raise Refused(f"{be.name} is not whole: its create never finished (state {STATE_PENDING}); {way_out}")
