@@ -33,14 +33,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from bootenv.apt.fake import FakePackages, fake_plan  # noqa: E402
 from bootenv.apt.model import AptRequest  # noqa: E402
-from bootenv.chroot import Chroot  # noqa: E402
+from bootenv.upgrade.chroot import Chroot  # noqa: E402
 from bootenv.engine import Engine  # noqa: E402
-from bootenv.upgrade import IN_PLACE, SANDBOX, Upgrader  # noqa: E402
+from bootenv.upgrade.upgrader import IN_PLACE, SANDBOX, Upgrader  # noqa: E402
 
 
 def fake_engine(tmpdir: str) -> Engine:
     from bootenv.zfs.fake import FakeZfs
-    from bootenv.zfs.fake_shell import root_on_zfs
+    from bootenv.zfs.fake.build import root_on_zfs
 
     zfs = root_on_zfs(FakeZfs(), data_mib=1024)
     return Engine(zfs, mount_base=tmpdir)

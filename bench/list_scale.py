@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from bootenv.engine import Engine  # noqa: E402
 from bootenv.model import USER_PROPS  # noqa: E402
 from bootenv.zfs.fake import MiB, FakeZfs  # noqa: E402
-from bootenv.zfs.fake_shell import root_on_zfs  # noqa: E402
+from bootenv.zfs.fake.build import root_on_zfs  # noqa: E402
 
 
 def build(bes: int, snaps: int) -> FakeZfs:

@@ -33,13 +33,18 @@ from .model import (
     PROP_TITLE,
     PROP_TRIAL_BE,
     PROP_TRIAL_FALLBACK,
+    STATE_PENDING,
     USER_PROPS,
     BootEnv,
     Snapshot,
+    be_dataset,
+    be_name_of,
+    check_dataset_names,
+    is_be_top,
     validate_be_name,
     validate_title,
 )
-from .plan import Plan
+from .plan import Kind, Plan
 from .zfs.base import Dataset, ZfsBackend, ZfsError, parent_of, pool_of
 
 DEFAULT_MOUNT_BASE = "/run/bootenv"
@@ -66,18 +71,13 @@ class Scan:
                 continue
             if ds.origin:
                 self.clones.setdefault(ds.origin, []).append(ds.name)
-            rest = ds.name[len(prefix) :] if ds.name.startswith(prefix) else ""
-            if "/" in rest:
-                self.below.setdefault(prefix + rest.split("/", 1)[0], []).append(ds.name)
+            be = be_name_of(self.be_root, ds.name)
+            if be is not None and not is_be_top(self.be_root, ds.name):
+                self.below.setdefault(prefix + be, []).append(ds.name)
 
     def tops(self) -> list[Dataset]:
         """The BEs: filesystems directly under the BE root, oldest first."""
-        prefix = self.be_root + "/"
-        return [
-            d
-            for d in self.datasets.values()
-            if not d.is_snapshot and d.name.startswith(prefix) and "/" not in d.name[len(prefix):]
-        ]
+        return [d for d in self.datasets.values() if not d.is_snapshot and is_be_top(self.be_root, d.name)]
 
     def tree(self, top: str) -> list[str]:
         """A BE's filesystems: the top first, then descendants, parents
@@ -119,6 +119,17 @@ class Engine:
         self.pool = pool_of(self.be_root)
         self.bootloader.bind(self.zfs, self.be_root, self.running_dataset)
 
+    # ------------------------------------------------------------ names
+
+    def dataset_of(self, name: str) -> str:
+        """Given a BE name, return its top dataset under the BE root."""
+        return be_dataset(self.be_root, name)
+
+    def name_of(self, dataset: str) -> Optional[str]:
+        """Given a dataset or snapshot under the BE root, return the name
+        of the BE it belongs to (None outside the BE root)."""
+        return be_name_of(self.be_root, dataset)
+
     # ------------------------------------------------------------ reading
 
     def scan(self, snapshots: bool = False) -> Scan:
@@ -149,19 +160,17 @@ class Engine:
 
     def _top(self, scan: Scan, name: str) -> Dataset:
         validate_be_name(name)
-        ds = scan.datasets.get(f"{self.be_root}/{name}")
+        ds = scan.datasets.get(self.dataset_of(name))
         if ds is None:
             raise BeNotFound(f"no boot environment named {name!r} under {self.be_root}")
         return ds
 
     def _bootenv(self, scan: Scan, top: Dataset) -> BootEnv:
         origin = top.origin
-        origin_be = None
-        if origin and origin.startswith(self.be_root + "/"):
-            origin_be = origin[len(self.be_root) + 1 :].split("@", 1)[0].split("/", 1)[0]
+        origin_be = self.name_of(origin) if origin else None
         created = top.user(PROP_CREATED) or top.props.get("creation")
         return BootEnv(
-            name=top.name[len(self.be_root) + 1 :],
+            name=self.name_of(top.name) or top.name,
             dataset=top.name,
             active=top.name == scan.next_boot,
             running=top.name == scan.running,
@@ -213,41 +222,33 @@ class Engine:
         state is `pending` until the last clone exists (a crash leaves a
         BE that says so), then `state`. Raise BeExists / BeNotFound."""
         scan = self.scan(snapshots=False)
-        if source is None:
-            if not scan.running:
-                raise UsageError("no running boot environment here: name the source with --from")
-            src_top = scan.datasets[scan.running]
-        else:
-            src_top = self._top(scan, source)
-        src_name = src_top.name[len(self.be_root) + 1 :]
+        src_top = self._create_source(scan, source)
+        src_name = self.name_of(src_top.name) or src_top.name
         if name is None:
             name = self._unique_name(scan, self.default_name(kind))
         validate_be_name(name)
         validate_title(title)
-        target = f"{self.be_root}/{name}"
+        target = self.dataset_of(name)
+        tree = scan.tree(src_top.name)
+        # Up front, before any ZFS call: the longest names this creates
+        # (a snapshot suffix can only grow them, see _free_snapname).
+        check_dataset_names(
+            [f"{ds}@{name}" for ds in tree] + [target + ds[len(src_top.name) :] for ds in tree],
+            f"cannot create {name}",
+        )
         if target in scan.datasets or self.zfs.exists(target):
             raise BeExists(f"boot environment {name!r} already exists")
         snapname = self._free_snapname(src_top.name, name)
-        tree = scan.tree(src_top.name)
         snaps = [f"{ds}@{snapname}" for ds in tree]
         clones = [(f"{ds}@{snapname}", target + ds[len(src_top.name) :]) for ds in tree]
-        meta = {
-            PROP_TITLE: title,
-            PROP_CREATED: str(int(self.clock())),
-            PROP_KIND: kind,
-            PROP_ORIGIN_BE: src_name,
-            PROP_STATE: "pending",
-        }
-        if command:
-            meta[PROP_COMMAND] = command
-        if not title:
-            del meta[PROP_TITLE]
-
+        check_dataset_names(snaps, f"cannot create {name}")
+        meta = self._checkpoint_meta(title=title, kind=kind, origin_be=src_name, command=command)
         plan = Plan(f"Create boot environment {name} from {src_name}")
         plan.add(
             f"snapshot {', '.join(snaps)}",
             lambda: self.zfs.snapshot(snaps, {PROP_SNAPSHOT: "yes"}),
             undo=lambda: [self._destroy_quietly(s) for s in reversed(snaps)],
+            kind=Kind.SNAPSHOT,
         )
         for origin, clone in clones:
             props = self._clone_props(scan, src_top.name, origin.split("@", 1)[0])
@@ -257,15 +258,40 @@ class Engine:
                 f"clone {origin} as {clone}",
                 lambda o=origin, c=clone, p=props: self.zfs.clone(o, c, p),
                 undo=lambda c=clone: self._destroy_quietly(c),
+                kind=Kind.CLONE,
             )
-        plan.add(f"mark {name} {state}", lambda: self.zfs.set_props(target, {PROP_STATE: state}))
+        plan.add(f"mark {name} {state}", lambda: self.zfs.set_props(target, {PROP_STATE: state}), kind=Kind.MARK)
 
         def finish() -> None:
             plan.result = self.get(name)
             self.bootloader.post_create(plan.result)
 
-        plan.add("update the boot menu", finish)
+        plan.add("update the boot menu", finish, kind=Kind.BOOTLOADER)
         return plan
+
+    def _create_source(self, scan: Scan, source: Optional[str]) -> Dataset:
+        """The top dataset a checkpoint is taken of: `source`, or the
+        running BE. Raise BeNotFound, UsageError when nothing runs here."""
+        if source is not None:
+            return self._top(scan, source)
+        if not scan.running:
+            raise UsageError("no running boot environment here: name the source with --from")
+        return scan.datasets[scan.running]
+
+    def _checkpoint_meta(self, *, title: str, kind: str, origin_be: str, command: Optional[str]) -> dict[str, str]:
+        """The org.bootenv: properties a new BE's top is cloned with; state
+        `pending` until the plan's last step but one marks it."""
+        meta = {
+            PROP_CREATED: str(int(self.clock())),
+            PROP_KIND: kind,
+            PROP_ORIGIN_BE: origin_be,
+            PROP_STATE: STATE_PENDING,
+        }
+        if title:
+            meta[PROP_TITLE] = title
+        if command:
+            meta[PROP_COMMAND] = command
+        return meta
 
     def _clone_props(self, scan: Scan, src_top: str, src_ds: str) -> dict[str, str]:
         """Native properties a clone of `src_ds` needs to behave like it:
@@ -288,7 +314,7 @@ class Engine:
 
     def _unique_name(self, scan: Scan, name: str) -> str:
         candidate, n = name, 1
-        while f"{self.be_root}/{candidate}" in scan.datasets:
+        while self.dataset_of(candidate) in scan.datasets:
             n += 1
             candidate = f"{name}-{n}"
         return candidate
@@ -314,7 +340,7 @@ class Engine:
         if not all(key.startswith(PROP_NS) for key in props):
             raise UsageError(f"bootenv only sets {PROP_NS}* properties")
         validate_be_name(name)
-        dataset = f"{self.be_root}/{name}"
+        dataset = self.dataset_of(name)
         if not self.zfs.exists(dataset):
             raise BeNotFound(f"no boot environment named {name!r} under {self.be_root}")
         try:
@@ -337,31 +363,71 @@ class Engine:
         scan = self.scan()
         top = self._top(scan, name)
         be = self._bootenv(scan, top)
+        self._check_whole(scan, top, be)
         plan = Plan(f"Activate boot environment {name}" + (" for the next boot only" if once else ""))
         if be.active:
             plan.notes.append(f"{name} already boots next")
-        plan.add(f"check that {name} can boot", lambda: self.bootloader.pre_activate(be))
-        plan.add(f"prepare {name} for the bootloader", lambda: self._mid_activate(be))
+        plan.add(f"check that {name} can boot", lambda: self.bootloader.pre_activate(be), kind=Kind.CHECK)
+        plan.add(f"prepare {name} for the bootloader", lambda: self._mid_activate(be), kind=Kind.PREPARE)
         if once:
             if self.bootloader.oneshot:
-                plan.add(f"boot {name} once ({self.bootloader.name} one-shot)", lambda: self.bootloader.set_oneshot(be))
+                plan.add(
+                    f"boot {name} once ({self.bootloader.name} one-shot)",
+                    lambda: self.bootloader.set_oneshot(be),
+                    kind=Kind.SWITCH,
+                )
             else:
                 old = self.zfs.pool_get(self.pool, "bootfs")
                 plan.add(
                     f"set {self.pool} bootfs={top.name} (until the trial boot starts)",
                     lambda: self.zfs.pool_set(self.pool, "bootfs", top.name),
                     undo=(lambda: self.zfs.pool_set(self.pool, "bootfs", old)) if old else None,
+                    kind=Kind.SET_BOOTFS,
                 )
             plan.result = be
             return plan
         for ds in scan.tree(top.name):
             origin = scan.datasets[ds].origin
-            if origin and origin.startswith(self.be_root + "/"):
-                plan.add(f"promote {ds} (origin {origin})", lambda d=ds: self.zfs.promote(d))
-        plan.add(f"set {self.pool} bootfs={top.name}", lambda: self.zfs.pool_set(self.pool, "bootfs", top.name))
-        plan.add("update the bootloader default", lambda: self.bootloader.post_activate(be))
+            if origin and self.name_of(origin):
+                plan.add(f"promote {ds} (origin {origin})", lambda d=ds: self.zfs.promote(d), kind=Kind.PROMOTE)
+        plan.add(
+            f"set {self.pool} bootfs={top.name}",
+            lambda: self.zfs.pool_set(self.pool, "bootfs", top.name),
+            kind=Kind.SET_BOOTFS,
+        )
+        plan.add("update the bootloader default", lambda: self.bootloader.post_activate(be), kind=Kind.BOOTLOADER)
         plan.result = be
         return plan
+
+    def _check_whole(self, scan: Scan, top: Dataset, be: BootEnv) -> None:
+        """Refuse to boot a BE that is not whole: its create never finished
+        (state pending), or datasets of its source's tree were never cloned
+        into it. A checkpoint whose apt run never finished (unfinished-apt)
+        is whole and may be activated: it is what an admin rolls back to.
+        The running BE is whole enough: it booted."""
+        if be.running:
+            return
+        way_out = f"destroy it (bootenv destroy {be.name}) and create it again"
+        if be.state == STATE_PENDING:
+            raise Refused(f"{be.name} is not whole: its create never finished (state {STATE_PENDING}); {way_out}")
+        missing = self._missing_datasets(scan, top)
+        if missing:
+            raise Refused(f"{be.name} is not whole: {', '.join(missing)} missing (its create never finished); {way_out}")
+
+    def _missing_datasets(self, scan: Scan, top: Dataset) -> list[str]:
+        """The datasets a BE cloned from another one should have and has
+        not: the source's descendants that have the origin snapshot."""
+        if not top.origin or "@" not in top.origin:
+            return []
+        src, snapname = top.origin.split("@", 1)
+        if src not in scan.datasets:
+            return []
+        missing = []
+        for ds in scan.tree(src)[1:]:
+            expected = top.name + ds[len(src) :]
+            if expected not in scan.datasets and self.zfs.exists(f"{ds}@{snapname}"):
+                missing.append(expected)
+        return missing
 
     def _mid_activate(self, be: BootEnv) -> None:
         """Run the driver's mid-activate phase, with the BE mounted when the
@@ -396,6 +462,24 @@ class Engine:
         scan = self.scan(snapshots=True)
         top = self._top(scan, name)
         be = self._bootenv(scan, top)
+        self._refuse_destroy(be, top)
+        tree = scan.tree(top.name)
+        plan = Plan(f"Destroy boot environment {name}")
+        promotions, heirs = self._plan_promotions(plan, scan, tree)
+        doomed = self._plan_own_destroys(plan, scan, tree, promotions)
+        doomed += self._plan_leftover_origins(plan, scan, tree, promotions, heirs)
+        held = {s: tags for s in doomed if (tags := self.zfs.holds(s))}
+        if held:
+            which = "; ".join(f"{s} (holds: {', '.join(sorted(t))})" for s, t in held.items())
+            raise Refused(f"cannot destroy {name}: snapshot has user holds: {which}")
+        plan.add("update the boot menu", lambda: self.bootloader.post_destroy(name), kind=Kind.BOOTLOADER)
+        plan.result = be
+        return plan
+
+    def _refuse_destroy(self, be: BootEnv, top: Dataset) -> None:
+        """Refuse to destroy the running BE, the next boot, the pool's
+        bootfs and a BE that takes part in a trial boot."""
+        name = be.name
         if be.running:
             raise Refused(f"{name} is the running boot environment; boot another one first")
         if be.active:
@@ -405,14 +489,15 @@ class Engine:
         trial = self.zfs.get_props(self.be_root, [PROP_TRIAL_BE, PROP_TRIAL_FALLBACK])
         if name in trial.values():
             raise Refused(f"{name} takes part in a trial boot; confirm it or run 'bootenv fallback' first")
-        tree = scan.tree(top.name)
-        members = set(tree)
-        plan = Plan(f"Destroy boot environment {name}")
 
-        # Decide every promotion before acting: per dataset, the dependent
-        # clone (outside this BE) of the newest snapshot takes the history.
-        promotions: dict[str, Dataset] = {}  # our dataset -> snapshot its heir was cloned from
-        heirs: dict[str, str] = {}  # our dataset -> the clone promoted in its place
+    def _plan_promotions(self, plan: Plan, scan: Scan, tree: list[str]) -> tuple[dict[str, Dataset], dict[str, str]]:
+        """Phase 1: decide every promotion before acting. Per dataset of the
+        BE, the dependent clone (outside this BE) of the newest snapshot
+        takes the history. Return (our dataset -> the snapshot its heir was
+        cloned from, our dataset -> the heir)."""
+        members = set(tree)
+        promotions: dict[str, Dataset] = {}
+        heirs: dict[str, str] = {}
         for ds in tree:
             dependents = [
                 (snap, clone)
@@ -428,21 +513,35 @@ class Engine:
                 plan.add(
                     f"promote {heir} (it takes the snapshots of {ds} up to @{snap.snapname})",
                     lambda h=heir: self.zfs.promote(h),
+                    kind=Kind.PROMOTE,
                 )
+        return promotions, heirs
 
-        doomed_snaps: list[str] = []  # as they are named now, to check holds
+    def _plan_own_destroys(self, plan: Plan, scan: Scan, tree: list[str], promotions: dict[str, Dataset]) -> list[str]:
+        """Phase 2: the BE's own snapshots that stay behind (newer than the
+        promoted one) and its datasets, deepest first. Return the
+        snapshots destroyed, as named now (to check holds)."""
+        doomed: list[str] = []
         for ds in reversed(tree):
             moved_upto = promotions[ds].createtxg if ds in promotions else -1
             own = [s for s in scan.snapshots.get(ds, []) if s.createtxg > moved_upto]
             for snap in reversed(own):
-                doomed_snaps.append(snap.name)
-                plan.add(f"destroy snapshot {snap.name}", lambda s=snap.name: self.zfs.destroy(s), destroys=True)
+                doomed.append(snap.name)
+                plan.add(f"destroy snapshot {snap.name}", lambda s=snap.name: self.zfs.destroy(s), destroys=True, kind=Kind.DESTROY)
             if scan.datasets[ds].props.get("mounted") == "yes":
-                plan.add(f"unmount {ds}", lambda d=ds: self.zfs.unmount(d))
-            plan.add(f"destroy {ds}", lambda d=ds: self.zfs.destroy(d), destroys=True)
+                plan.add(f"unmount {ds}", lambda d=ds: self.zfs.unmount(d), kind=Kind.UNMOUNT)
+            plan.add(f"destroy {ds}", lambda d=ds: self.zfs.destroy(d), destroys=True, kind=Kind.DESTROY)
+        return doomed
 
-        # The origin snapshot each dataset leaves behind: after a promotion
-        # it is the heir's copy of the snapshot the heir was cloned from.
+    def _plan_leftover_origins(
+        self, plan: Plan, scan: Scan, tree: list[str], promotions: dict[str, Dataset], heirs: dict[str, str]
+    ) -> list[str]:
+        """Phase 3: the origin snapshot each dataset leaves behind (after a
+        promotion, the heir's copy of the snapshot it was cloned from),
+        destroyed if bootenv took it and no other BE depends on it. Return
+        the snapshots destroyed, as named now."""
+        members = set(tree)
+        doomed: list[str] = []
         for ds in tree:
             if ds in promotions:
                 snap = promotions[ds]
@@ -461,21 +560,14 @@ class Engine:
             if not ours:
                 plan.notes.append(f"keeping {leftover}: bootenv did not take it")
                 continue
-            doomed_snaps.append(promotions[ds].name if ds in promotions else leftover)
+            doomed.append(promotions[ds].name if ds in promotions else leftover)
             plan.add(
                 f"destroy snapshot {leftover} (no boot environment needs it any more)",
                 lambda s=leftover: self.zfs.destroy(s),
                 destroys=True,
+                kind=Kind.DESTROY,
             )
-
-        held = {s: tags for s in doomed_snaps if (tags := self.zfs.holds(s))}
-        if held:
-            which = "; ".join(f"{s} (holds: {', '.join(sorted(t))})" for s, t in held.items())
-            raise Refused(f"cannot destroy {name}: snapshot has user holds: {which}")
-
-        plan.add("update the boot menu", lambda: self.bootloader.post_destroy(name))
-        plan.result = be
-        return plan
+        return doomed
 
     def _check_promote_names(self, scan: Scan, ds: str, snap: Dataset, heir: str) -> None:
         """Promote fails if the heir already has a snapshot named like one
@@ -496,19 +588,26 @@ class Engine:
         """Plan renaming a BE (ZFS renames its descendants and snapshots and
         re-points clones). The running BE is refused: the kernel command
         line and the mount table name it. Raise BeNotFound / BeExists."""
-        scan = self.scan()
+        scan = self.scan(snapshots=True)
         top = self._top(scan, old)
         validate_be_name(new)
-        target = f"{self.be_root}/{new}"
+        target = self.dataset_of(new)
+        renamed = [target + ds[len(top.name) :] for ds in scan.tree(top.name)]
+        renamed += [target + s.name[len(top.name) :] for ds in scan.tree(top.name) for s in scan.snapshots.get(ds, [])]
+        check_dataset_names(renamed, f"cannot rename {old} to {new}")
         if target in scan.datasets or self.zfs.exists(target):
             raise BeExists(f"boot environment {new!r} already exists")
         if top.name == scan.running:
             raise Refused(f"{old} is the running boot environment; it cannot be renamed while running")
         plan = Plan(f"Rename boot environment {old} to {new}")
-        plan.add(f"rename {top.name} to {target}", lambda: self.zfs.rename(top.name, target))
+        plan.add(f"rename {top.name} to {target}", lambda: self.zfs.rename(top.name, target), kind=Kind.RENAME)
         if self.zfs.pool_get(self.pool, "bootfs") == top.name:
-            plan.add(f"set {self.pool} bootfs={target}", lambda: self.zfs.pool_set(self.pool, "bootfs", target))
-        plan.add("update the boot menu", lambda: self.bootloader.post_rename(old, new))
+            plan.add(
+                f"set {self.pool} bootfs={target}",
+                lambda: self.zfs.pool_set(self.pool, "bootfs", target),
+                kind=Kind.SET_BOOTFS,
+            )
+        plan.add("update the boot menu", lambda: self.bootloader.post_rename(old, new), kind=Kind.BOOTLOADER)
         return plan
 
     def plan_describe(self, name: str, title: str) -> Plan:
@@ -517,7 +616,11 @@ class Engine:
         top = self._top(scan, name)
         validate_title(title)
         plan = Plan(f"Set the title of {name}")
-        plan.add(f"set {PROP_TITLE}={title!r} on {top.name}", lambda: self.zfs.set_props(top.name, {PROP_TITLE: title}))
+        plan.add(
+            f"set {PROP_TITLE}={title!r} on {top.name}",
+            lambda: self.zfs.set_props(top.name, {PROP_TITLE: title}),
+            kind=Kind.SET_PROPS,
+        )
         return plan
 
     # ------------------------------------------------------------ mount
@@ -550,7 +653,7 @@ class Engine:
         if top.props.get("mounted") == "yes":
             raise Refused(f"{name} is already mounted")
         path = path or self._mount_path(name)
-        os.makedirs(path, exist_ok=True)
+        self._make_mount_dir(name, path)
         top_mp = top.props.get("mountpoint", "/")
         done: list[str] = []
         try:
@@ -559,14 +662,27 @@ class Engine:
                 if row.props.get("canmount") == "off":
                     continue
                 where = self._child_path(path, top_mp, row.props.get("mountpoint", ""), ds, top.name)
-                os.makedirs(where, exist_ok=True)
+                self._make_mount_dir(name, where)
                 self.zfs.mount(ds, where)
                 done.append(ds)
-        except ZfsError as exc:
+        except (ZfsError, OperationFailed) as exc:
             for ds in reversed(done):
                 self.zfs.unmount(ds)
+            if isinstance(exc, OperationFailed):
+                raise
             raise OperationFailed(f"mount {name}: {exc}") from exc
         return path
+
+    @staticmethod
+    def _make_mount_dir(name: str, path: str) -> None:
+        """Make the directory a BE is mounted on. Raise OperationFailed when
+        `path` cannot be one (a regular file, a place under /proc)."""
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise OperationFailed(f"mount {name}: cannot mount on {path}: {exc.strerror or exc}") from exc
+        if not os.path.isdir(path):
+            raise OperationFailed(f"mount {name}: cannot mount on {path}: not a directory")
 
     @staticmethod
     def _child_path(base: str, top_mp: str, mountpoint: str, ds: str, top: str) -> str:

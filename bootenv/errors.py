@@ -6,6 +6,8 @@ the codes are documented in man/bootenv.8 (EXIT STATUS) and are stable.
 
 from __future__ import annotations
 
+import errno as _errno
+
 # Exit codes (see man/bootenv.8).
 EXIT_FAILURE = 1  # an operation failed (ZFS, apt, bootloader)
 EXIT_USAGE = 2  # bad command line or bad name
@@ -65,6 +67,11 @@ class LockHeld(BootenvError):
     exit_code = EXIT_BUSY
 
 
+class LockFailed(BootenvError):
+    """The lock file cannot be used (BOOTENV_LOCK names a directory, a path
+    under /proc or /dev/null, or is empty)."""
+
+
 class NoZfsRoot(BootenvError):
     """/ is not on ZFS (and no BE root was configured), or ZFS is missing."""
 
@@ -78,4 +85,20 @@ class Aborted(BootenvError):
 
 
 class OperationFailed(BootenvError):
-    """A ZFS or bootloader step failed; the message says which and why."""
+    """A ZFS or bootloader step failed; the message says which and why.
+    Its exit code follows the cause (`raise ... from exc`): permission
+    denied (EPERM, EACCES) is EXIT_PERMISSION, no ZFS here (ENODEV) is
+    EXIT_NO_ZFS, anything else EXIT_FAILURE."""
+
+    @property  # type: ignore[override]
+    def exit_code(self) -> int:
+        return exit_code_for_errno(getattr(self.__cause__, "errno", None))
+
+
+def exit_code_for_errno(number: int | None) -> int:
+    """The exit code of a failure with this errno (see OperationFailed)."""
+    if number in (_errno.EPERM, _errno.EACCES):
+        return EXIT_PERMISSION
+    if number == _errno.ENODEV:
+        return EXIT_NO_ZFS
+    return EXIT_FAILURE

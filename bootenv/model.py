@@ -15,7 +15,7 @@ PROP_CREATED = PROP_NS + "created"  # seconds since the epoch, from the engine's
 PROP_KIND = PROP_NS + "kind"  # manual | apt | hook
 PROP_ORIGIN_BE = PROP_NS + "origin-be"  # the BE this one was cloned from
 PROP_COMMAND = PROP_NS + "command"  # the command line that made it
-PROP_STATE = PROP_NS + "state"  # pending | complete | failed
+PROP_STATE = PROP_NS + "state"  # one of STATES
 PROP_PACKAGES = PROP_NS + "packages"  # what an apt run changed (compact)
 # On snapshots: marks a snapshot bootenv took, so bootenv may remove it
 # once nothing depends on it; snapshots without it are the admin's.
@@ -37,14 +37,39 @@ USER_PROPS: tuple[str, ...] = (
 )
 
 KINDS = ("manual", "apt", "hook")
-STATES = ("pending", "complete", "failed")
+# pending: a checkpoint whose create never finished (not whole: not
+#   activatable; destroy it). unfinished-apt: a whole checkpoint taken
+#   before an apt run that was never seen to finish (the hook's post-invoke
+#   never ran, or bootenv was killed while apt ran): exactly what an admin
+#   rolls back to. complete / failed: the apt run after it finished, well
+#   or badly (a failed in-place run's checkpoint is whole, too).
+STATE_PENDING = "pending"
+STATE_UNFINISHED_APT = "unfinished-apt"
+STATE_COMPLETE = "complete"
+STATE_FAILED = "failed"
+STATES = (STATE_PENDING, STATE_UNFINISHED_APT, STATE_COMPLETE, STATE_FAILED)
 
 # ZFS allows [A-Za-z0-9_.:-] in a component; we also refuse a leading '-'
 # (it reads as an option) and a leading '.' (hidden, and '.'/'..' are invalid).
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
-# ZFS_MAX_DATASET_NAME_LEN is 256 including the pool path; keep the BE
-# component well inside it so `pool/ROOT/name/var@snapshot` still fits.
+# ZFS_MAX_DATASET_NAME_LEN is 256 including the pool path and the
+# terminating NUL; keep the BE component well inside it. The full names a
+# command would make (`pool/ROOT/name/var@snapshot`) are checked against
+# MAX_DATASET_NAME_LEN by check_dataset_names before anything changes.
 MAX_NAME_LEN = 128
+MAX_DATASET_NAME_LEN = 255  # bytes, without the NUL
+
+
+def check_dataset_names(names, what: str) -> None:
+    """Given the full dataset/snapshot names an operation would create,
+    raise InvalidBeName if ZFS would refuse one as too long."""
+    for full in names:
+        size = len(full.encode("utf-8"))
+        if size > MAX_DATASET_NAME_LEN:
+            raise InvalidBeName(
+                f"{what}: the dataset name {full} would be {size} bytes, over ZFS's limit of "
+                f"{MAX_DATASET_NAME_LEN}: choose a shorter name"
+            )
 
 
 def validate_be_name(name: str) -> str:
@@ -66,6 +91,29 @@ def validate_be_name(name: str) -> str:
             f"invalid boot environment name {name!r}: use letters, digits and _ . : -"
         )
     return name
+
+
+def be_dataset(be_root: str, name: str) -> str:
+    """Given the BE root and a BE name, return the BE's top dataset."""
+    return f"{be_root}/{name}"
+
+
+def be_name_of(be_root: str, dataset: str) -> str | None:
+    """Given the BE root and any dataset or snapshot name, return the name
+    of the BE it belongs to (`rpool/ROOT/x/var@s` -> `x`), or None when it
+    is not under the BE root."""
+    prefix = be_root + "/"
+    if not dataset.startswith(prefix):
+        return None
+    rest = dataset[len(prefix) :].split("@", 1)[0]
+    return rest.split("/", 1)[0] or None
+
+
+def is_be_top(be_root: str, dataset: str) -> bool:
+    """Whether `dataset` is a BE: a filesystem directly under the BE root."""
+    prefix = be_root + "/"
+    rest = dataset[len(prefix) :] if dataset.startswith(prefix) else ""
+    return bool(rest) and "/" not in rest and "@" not in rest
 
 
 MAX_TITLE_LEN = 1024  # well inside ZFS's 8 KiB user-property value limit

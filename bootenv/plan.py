@@ -20,12 +20,34 @@ Action = Callable[[], None]
 Progress = Callable[[int, int, str], None]
 
 
+class Kind:
+    """What a step does, for code that looks for steps (trial.py): never
+    match a step's text, which is for people and may be reworded."""
+
+    CHECK = "check"  # the bootloader driver checks the BE can boot
+    PREPARE = "prepare"  # the driver's look inside the BE (mid-activate)
+    SNAPSHOT = "snapshot"
+    CLONE = "clone"
+    MARK = "mark"  # set the BE's org.bootenv:state
+    PROMOTE = "promote"
+    SET_BOOTFS = "set-bootfs"  # the pool's bootfs: what boots next
+    SWITCH = "switch"  # the driver's one-shot: the next boot only
+    BOOTLOADER = "bootloader"  # the driver follows (default, boot menu)
+    UNMOUNT = "unmount"
+    DESTROY = "destroy"
+    RENAME = "rename"
+    SET_PROPS = "set-props"
+    TRIAL = "trial"  # trial.py's bookkeeping on the BE root
+    OTHER = "other"
+
+
 @dataclass
 class Step:
     text: str  # one line, what it does: "snapshot rpool/ROOT/debian@x"
     action: Action
     undo: Optional[Action] = None  # called if a later step fails
     destroys: bool = False  # this step removes data
+    kind: str = Kind.OTHER  # what it does, for code (a Kind)
 
 
 @dataclass
@@ -35,8 +57,21 @@ class Plan:
     notes: list[str] = field(default_factory=list)  # shown before asking
     result: object = None  # what the operation returns when done
 
-    def add(self, text: str, action: Action, undo: Optional[Action] = None, destroys: bool = False) -> None:
-        self.steps.append(Step(text, action, undo, destroys))
+    def add(
+        self, text: str, action: Action, undo: Optional[Action] = None, destroys: bool = False, *, kind: str = Kind.OTHER
+    ) -> None:
+        self.steps.append(Step(text, action, undo, destroys, kind))
+
+    def index(self, *kinds: str) -> int:
+        """The position of the first step of one of `kinds`. Raise ValueError."""
+        for number, step in enumerate(self.steps):
+            if step.kind in kinds:
+                return number
+        raise ValueError(f"no step of kind {' or '.join(kinds)} in the plan")
+
+    def without(self, *kinds: str) -> list[Step]:
+        """The steps that are of none of `kinds`."""
+        return [step for step in self.steps if step.kind not in kinds]
 
     @property
     def destroys(self) -> list[str]:
@@ -48,7 +83,7 @@ class Plan:
     def execute(self, progress: Optional[Progress] = None) -> object:
         """Run every step in order. On failure undo the completed steps that
         can be undone (newest first) and raise OperationFailed naming the
-        step and the ZFS error."""
+        step and the ZFS (or OS) error."""
         done: list[Step] = []
         total = len(self.steps)
         for number, step in enumerate(self.steps, 1):
@@ -59,7 +94,7 @@ class Plan:
             except BootenvError:
                 self._undo(done)
                 raise
-            except ZfsError as exc:
+            except (ZfsError, OSError) as exc:  # OSError: a bootloader file, a mount point
                 undone = self._undo(done)
                 tail = " (undone: the earlier steps were reverted)" if undone else ""
                 raise OperationFailed(f"{step.text}: {exc}{tail}") from exc
@@ -74,7 +109,7 @@ class Plan:
                 try:
                     step.undo()
                     undone = True
-                except ZfsError:
+                except (ZfsError, OSError):
                     # Keep undoing the rest: a leftover is reported by the
                     # original error, and `bootenv list` shows it as pending.
                     pass

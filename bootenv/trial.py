@@ -53,9 +53,19 @@ from typing import Optional
 
 from .engine import Engine
 from .errors import OperationFailed, Refused, UsageError
-from .model import PROP_NS, PROP_TRIAL_BE, PROP_TRIAL_FALLBACK, BootEnv, validate_be_name
-from .plan import Plan
-from .zfs.run import CommandFailed, Runner, default_runner
+from .model import (
+    PROP_NS,
+    PROP_TRIAL_BE,
+    PROP_TRIAL_FALLBACK,
+    STATE_COMPLETE,
+    STATE_FAILED,
+    STATE_PENDING,
+    STATE_UNFINISHED_APT,
+    BootEnv,
+    validate_be_name,
+)
+from .plan import Kind, Plan, Step
+from .run import CommandFailed, Runner, default_runner
 
 # On the BE root dataset (shared by every BE, untouched by rollbacks).
 PROP_TRIAL_STATE = PROP_NS + "trial-state"  # armed | booted
@@ -191,13 +201,10 @@ class Trial:
         )
 
     def _name(self, dataset: Optional[str]) -> Optional[str]:
-        prefix = self.engine.be_root + "/"
-        if dataset and dataset.startswith(prefix):
-            return dataset[len(prefix) :].split("/", 1)[0]
-        return None
+        return self.engine.name_of(dataset) if dataset else None
 
     def _dataset(self, name: str) -> str:
-        return f"{self.engine.be_root}/{name}"
+        return self.engine.dataset_of(name)
 
     def running(self) -> Optional[str]:
         return self._name(self.engine.running_dataset)
@@ -272,9 +279,9 @@ class Trial:
 
         # Recorded before the switch: a crash in between leaves a trial
         # that boot-started recognises, never an unrecorded one-shot.
-        where = next(i for i, s in enumerate(plan.steps) if s.text.startswith(("boot ", "set ")))
-        plan.steps.insert(where, _step(f"record the trial of {name} (fallback {default}) on {root}",
-                                       lambda: self._set_root(props, clear=(PROP_TRIAL_BOOT_ID,)), undo))
+        where = plan.index(Kind.SWITCH, Kind.SET_BOOTFS)
+        plan.steps.insert(where, Step(f"record the trial of {name} (fallback {default}) on {root}",
+                                      lambda: self._set_root(props, clear=(PROP_TRIAL_BOOT_ID,)), undo, kind=Kind.TRIAL))
         plan.notes.append(
             f"{name} boots once; unless 'bootenv confirm' succeeds on it, later boots use {default}"
             + ("" if self.boot.oneshot_expires else
@@ -301,6 +308,7 @@ class Trial:
                 f"mark the trial of {st.be} booted (boot {st.boots + 1})",
                 lambda: self._set_root({PROP_TRIAL_STATE: "booted", PROP_TRIAL_BOOTS: str(st.boots + 1),
                                         PROP_TRIAL_BOOT_ID: self.boot_id}),
+                kind=Kind.TRIAL,
             )
             plan.result = f"trial boot of {st.be}: run 'bootenv confirm' to keep it, else the next boot uses {st.fallback}"
             return plan
@@ -310,7 +318,7 @@ class Trial:
                 return plan
             boots = st.boots + 1
             if boots <= MAX_TRIAL_BOOTS:  # pragma: no cover - MAX_TRIAL_BOOTS is 1
-                plan.add(f"count boot {boots} of {st.be}", lambda: self._set_root({PROP_TRIAL_BOOTS: str(boots), PROP_TRIAL_BOOT_ID: self.boot_id}))
+                plan.add(f"count boot {boots} of {st.be}", lambda: self._set_root({PROP_TRIAL_BOOTS: str(boots), PROP_TRIAL_BOOT_ID: self.boot_id}), kind=Kind.TRIAL)
                 plan.result = f"trial boot {boots} of {st.be}"
                 return plan
             reason = f"booted {boots} times without 'bootenv confirm'"
@@ -354,12 +362,12 @@ class Trial:
         if on_trial:
             activate = self.engine.plan_activate(running)
             plan.notes.extend(activate.notes)
-            plan.steps.extend(s for s in activate.steps if not s.text.startswith("check that"))
-            plan.add(f"end the trial of {running}", self._clear_trial)
+            plan.steps.extend(activate.without(Kind.CHECK))
+            plan.add(f"end the trial of {running}", self._clear_trial, kind=Kind.TRIAL)
             plan.result = f"{running} confirmed: it is the default boot environment now"
         else:
             plan.result = f"{running} is good"
-        plan.add(f"record {running} as the last good boot environment", lambda: self._mark_good(running))
+        plan.add(f"record {running} as the last good boot environment", lambda: self._mark_good(running), kind=Kind.TRIAL)
         return plan
 
     # ------------------------------------------------------------ fallback
@@ -387,20 +395,20 @@ class Trial:
     def _add_restore_default(self, plan: Plan, st: TrialState) -> None:
         """Steps that make the next boot the fallback again."""
         if self.boot.oneshot:
-            plan.add(f"clear the {self.boot.name} one-shot", self.boot.clear_oneshot)
+            plan.add(f"clear the {self.boot.name} one-shot", self.boot.clear_oneshot, kind=Kind.SWITCH)
         bootfs = self.zfs.pool_get(self.engine.pool, "bootfs")
         if st.fallback and bootfs == self._dataset(st.be or "") and self.zfs.exists(self._dataset(st.fallback)):
             target = self._dataset(st.fallback)
             plan.add(f"set {self.engine.pool} bootfs={target} (back to the default)",
-                     lambda: self.zfs.pool_set(self.engine.pool, "bootfs", target))
+                     lambda: self.zfs.pool_set(self.engine.pool, "bootfs", target), kind=Kind.SET_BOOTFS)
 
     def _add_abandon(self, plan: Plan, st: TrialState, reason: str, restore: bool = True) -> None:
         if restore:
             self._add_restore_default(plan, st)
         name = st.be
         if name and self.zfs.exists(self._dataset(name)):
-            plan.add(f"mark {name} failed: {reason}", lambda: self._set_verdict(name, "failed", reason))
-        plan.add(f"abandon the trial of {name}", self._clear_trial)
+            plan.add(f"mark {name} failed: {reason}", lambda: self._set_verdict(name, "failed", reason), kind=Kind.TRIAL)
+        plan.add(f"abandon the trial of {name}", self._clear_trial, kind=Kind.TRIAL)
 
     def _set_root(self, props: dict[str, str], clear: tuple[str, ...] = ()) -> None:
         for prop in clear:
@@ -423,10 +431,12 @@ class Trial:
         self.zfs.set_props(self.engine.be_root, {PROP_LAST_GOOD: name})
 
 
-def _step(text, action, undo=None):
-    from .plan import Step
-
-    return Step(text, action, undo)
+# How `status` shows a BE's org.bootenv:state (model.STATES) when not complete.
+STATE_NOTES = {
+    STATE_PENDING: "pending: its create never finished; not bootable, destroy it",
+    STATE_UNFINISHED_APT: "unfinished-apt: the apt run after it never finished",
+    STATE_FAILED: "state failed: the apt run after it failed",
+}
 
 
 def describe_status(status: Status, bes: list[BootEnv]) -> str:
@@ -445,6 +455,8 @@ def describe_status(status: Status, bes: list[BootEnv]) -> str:
         verdict = status.verdicts.get(be.name)
         if verdict and verdict["verdict"] == "failed":
             marks.append(f"failed: {verdict['reason']}")
+        if be.state and be.state != STATE_COMPLETE:
+            marks.append(STATE_NOTES.get(be.state, f"state {be.state}"))
         lead = "*" if be.name == status.running else " "
         lines.append(f"{lead} {be.name}" + (f"  ({', '.join(marks)})" if marks else ""))
     lines.append("")

@@ -1,13 +1,13 @@
 """The package side of an upgrade, behind one small interface.
 
-`PackageManager` is what upgrade.py needs from apt: refresh the package
+`PackageManager` is what upgrade/upgrader.py needs from apt: refresh the package
 lists, plan a request, run it (on the running system, or chrooted into a
 mounted BE). `AptPackages` is the real one: python-apt plans (planner.py),
 apt-get runs, with its own progress shown live. Tests and the benchmark
 use `FakePackages` (fake.py) instead.
 
 Every apt-get bootenv starts carries BOOTENV_APT=1 in its environment, so
-the DPkg::Pre-Invoke hook (hook.py) knows bootenv already took the
+the DPkg::Pre-Invoke hook (upgrade/hook.py) knows bootenv already took the
 checkpoint and does not take a second one.
 """
 
@@ -44,7 +44,7 @@ class AptPackages:
     `root` is the system planned for (default /); `config` adds apt_pkg
     settings for planning and `apt_config` an APT_CONFIG file for the
     apt-get processes (tests use both to point apt at a fake apt root);
-    `runner` is zfs/run.py's Runner (dry-run, tests)."""
+    `runner` is run.py's Runner (dry-run, tests)."""
 
     def __init__(
         self,
@@ -71,7 +71,7 @@ class AptPackages:
         return env
 
     def update(self) -> None:
-        from ..chroot import run_live
+        from ..run import run_live
 
         argv = ["apt-get", "update", "--error-on=any"]
         status, output = run_live(argv, runner=self.runner, env=self._env(), tee=self.echo)
@@ -95,11 +95,11 @@ class AptPackages:
         return ["chroot", root, *argv] if root else argv
 
     def run(self, request: AptRequest, root: Optional[str] = None) -> int:
-        from ..chroot import run_live
+        from ..run import run_live
 
         # Ctrl-C: apt ignores SIGINT while dpkg runs. On the running system
         # let it finish what it can (30 s); in a sandbox, which is thrown
-        # away, stop it soon (the chroot then stops dpkg: chroot_procs.py).
+        # away, stop it soon (the chroot then stops dpkg: upgrade/chroot_procs.py).
         status, _ = run_live(self.argv(request, root), runner=self.runner, env=self._env(root),
                              interrupt_wait=3.0 if root else 30.0)
         return status

@@ -23,7 +23,7 @@ import os
 from typing import Any, Optional
 
 from ..model import BootEnv
-from ..zfs.run import Runner, default_runner
+from ..run import Runner, default_runner
 
 
 class Bootloader:

@@ -46,7 +46,7 @@ from typing import Optional
 
 from ..errors import Refused
 from ..model import BootEnv
-from ..zfs.run import CommandFailed, Runner
+from ..run import CommandFailed, Runner
 from .base import Bootloader
 from .kernels import check_kernel, probe_boot
 

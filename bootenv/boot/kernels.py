@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import Refused
-from ..zfs.run import CommandFailed, Runner
+from ..run import CommandFailed, Runner
 
 _PIECES = re.compile(r"(\d+)|(\D+)")
 

@@ -38,7 +38,7 @@ from typing import Optional
 
 from ..errors import OperationFailed
 from ..model import BootEnv
-from ..zfs.run import CommandFailed, Runner
+from ..run import CommandFailed, Runner
 from .base import Bootloader
 from .efivars import EFIVARS, LOADER_GUID, loader_var  # noqa: F401  (LOADER_GUID: for callers)
 from .kernels import check_kernel, probe_boot, version_key

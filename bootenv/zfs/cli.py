@@ -20,7 +20,7 @@ import re
 from typing import Iterable, Mapping, Sequence
 
 from . import mountns
-from . import run as _run
+from .. import run as _run
 from .mountinfo import explain_busy, namespace_holds, parse_mountinfo, unescape_mountinfo  # noqa: F401 (re-exported)
 from .base import (
     LIST_PROPERTIES,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 from typing import Optional, Sequence
 
-from bootenv.zfs.run import CommandFailed
+from bootenv.run import CommandFailed
 
 
 def write_grubenv(path: str, env: dict[str, str]) -> None:

@@ -8,7 +8,7 @@ import pytest
 from bootenv.boot.recording import RecordingBootloader
 from bootenv.engine import Engine
 from bootenv.zfs.fake import FakeZfs
-from bootenv.zfs.fake_shell import root_on_zfs
+from bootenv.zfs.fake.build import root_on_zfs
 
 
 class Clock:

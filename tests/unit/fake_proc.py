@@ -1,5 +1,5 @@
 """A fake /proc for the scans of bootenv/zfs/mountinfo.py and
-chroot_procs.py: per process ns/mnt, mountinfo, comm, cgroup, cwd, root
+upgrade/chroot_procs.py: per process ns/mnt, mountinfo, comm, cgroup, cwd, root
 and fd links, and `self`."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 from typing import Callable, Optional
 
-from bootenv.zfs.run import CommandFailed, Runner
+from bootenv.run import CommandFailed, Runner
 
 
 class RecordingRunner(Runner):
@@ -27,7 +27,7 @@ class RecordingRunner(Runner):
         self.done.append(argv)
         return subprocess.CompletedProcess(argv, 0, "", "")
 
-    def live(self, argv, *, env=None, tee=None, mutating=True):
+    def live(self, argv, *, env=None, tee=None, mutating=True, interrupt_wait=30.0):
         self.calls.append(list(argv))
         self.live_env.append(dict(env or {}))
         return self.live_status, ""

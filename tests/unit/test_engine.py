@@ -363,3 +363,34 @@ def test_titles_that_break_one_line_outputs_are_refused(engine, zfs, title):
     with pytest.raises(UsageError):
         engine.plan_describe("debian", title)
     assert datasets(zfs) == before
+
+
+def test_every_step_the_engine_and_trial_plan_has_a_kind(engine, zfs):
+    from bootenv.plan import Kind
+    from bootenv.trial import Trial
+
+    engine.plan_create("ck").execute()
+    engine.plan_create("other").execute()
+    plans = [
+        engine.plan_create("x"),
+        engine.plan_activate("ck"),
+        engine.plan_activate("ck", once=True),
+        Trial(engine).plan_activate_once("ck"),
+        engine.plan_destroy("other"),
+        engine.plan_rename("other", "renamed"),
+        engine.plan_describe("ck", "a title"),
+    ]
+    for plan in plans:
+        assert plan.steps
+        assert [s.text for s in plan.steps if s.kind == Kind.OTHER] == [], plan.summary
+
+
+def test_trial_finds_the_switch_by_kind_not_by_text(engine, zfs):
+    from bootenv.plan import Kind
+    from bootenv.trial import Trial
+
+    engine.plan_create("ck").execute()
+    plan = Trial(engine).plan_activate_once("ck")
+    kinds = [s.kind for s in plan.steps]
+    record = kinds.index(Kind.TRIAL)
+    assert kinds[record + 1] in (Kind.SWITCH, Kind.SET_BOOTFS)

@@ -265,3 +265,16 @@ def test_status_text(machine):
     machine.boot()
     text = machine.ok("status").stdout
     assert "this boot is a trial of new" in text
+
+
+def test_status_names_a_be_that_is_not_complete(state, tmp_path):
+    m = Machine(state, tmp_path, "recording")
+    m.ok("create", "half")
+    m.ok("create", "apt-run")
+    zfs = FakeZfs.load(state)
+    zfs.set_props("rpool/ROOT/half", {"org.bootenv:state": "pending"})
+    zfs.set_props("rpool/ROOT/apt-run", {"org.bootenv:state": "unfinished-apt"})
+    zfs.save(state)
+    out = m.ok("status").stdout
+    assert "half  (pending: its create never finished; not bootable, destroy it)" in out
+    assert "apt-run  (unfinished-apt: the apt run after it never finished)" in out

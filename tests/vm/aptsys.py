@@ -17,7 +17,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from bootenv import cli, cli_apt
+from bootenv import cli
+from bootenv.cli import apt as cli_apt
 from bootenv.apt.packages import AptPackages
 from tests.debs import Deb, build_repo
 

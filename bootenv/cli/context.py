@@ -1,0 +1,199 @@
+"""What every command module shares: the settings the global options
+make, the root check, the lock, the one way a plan is applied (shown,
+asked, dry run, progress), and output (BEs as table, -H or JSON). Command modules import this module only, never
+each other (cli/__init__.py registers them).
+
+Nothing heavy is imported here: the engine, the backends, python-apt and
+tabulate are imported by the commands that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional
+
+import click
+import typer
+
+from ..errors import Aborted, NotRoot
+from ..plan import Plan
+
+
+def stdin_is_tty() -> bool:
+    """Whether we may ask a question (tests replace this)."""
+    return sys.stdin.isatty()
+
+
+@dataclass
+class Settings:
+    """Where bootenv acts: from global options and the environment."""
+
+    zfs: Optional[str] = None
+    be_root: Optional[str] = None
+    running: Optional[str] = None
+    bootloader: Optional[str] = None
+    dry_run: bool = False  # the global -n/--dry-run: every subcommand honours it or refuses
+    yes: bool = False  # the global -y/--yes: never ask
+    _engine: object = field(default=None, repr=False)
+
+    def engine(self):
+        """Build the Engine once, on first use (imports the backend)."""
+        if self._engine is None:
+            from ..boot.factory import open_bootloader
+            from ..engine import Engine
+            from ..errors import NoZfsRoot, UsageError
+            from ..zfs.base import ZfsError
+            from ..zfs.factory import open_backend
+
+            try:
+                backend = open_backend(self.zfs)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from exc
+            except ZfsError as exc:
+                raise NoZfsRoot(str(exc)) from exc
+            # Engine(...) reads the pool (mounted_at, exists): a ZfsError
+            # there reaches the CLI's boundary (BootenvGroup.main).
+            self._engine = Engine(
+                backend,
+                open_bootloader(self.bootloader, detect=not self.zfs_is_fake()),
+                be_root=self.be_root,
+                running=self.running,
+            )
+        return self._engine
+
+    def needs_root(self) -> bool:
+        return not self.zfs_is_fake()
+
+    def zfs_is_fake(self) -> bool:
+        # A fake pool never drives the host's real bootloader.
+        return (self.zfs or "").startswith("fake:")
+
+
+def settings(ctx: typer.Context) -> Settings:
+    """The Settings the global options made (on the root context)."""
+    return ctx.find_root().obj
+
+
+def is_dry_run(ctx: typer.Context, dry_run: bool = False) -> bool:
+    """Whether this command is a dry run: its own -n, or the global one."""
+    return dry_run or settings(ctx).dry_run
+
+
+def refuse_dry_run(ctx: typer.Context, command: str) -> None:
+    """A command that has no dry run refuses the global -n (exit 2) rather
+    than act: a dry run is always dry."""
+    if settings(ctx).dry_run:
+        raise click.UsageError(f"'{command}' has no dry run: -n/--dry-run cannot be used with it")
+
+
+def require_root(settings: Settings, what: str = "change boot environments") -> None:
+    """Refuse a change without root (a fake pool needs none)."""
+    if settings.needs_root() and os.geteuid() != 0:
+        raise NotRoot(f"only root can {what} (try sudo)")
+
+
+def invocation() -> str:
+    """The command line as the user typed it, for the lock and metadata."""
+    return "bootenv " + shlex.join(sys.argv[1:])
+
+
+@contextmanager
+def changing(ctx: typer.Context, what: str = "change boot environments") -> Iterator[Settings]:
+    """Root check, then hold the bootenv lock while the body changes things."""
+    from ..lock import exclusive
+
+    current = settings(ctx)
+    require_root(current, what)
+    with exclusive(command=invocation()):
+        yield current
+
+
+def apply(
+    ctx: typer.Context,
+    build: Callable[[object], Plan],
+    *,
+    yes: bool = False,
+    dry_run: bool = False,
+    ask: Optional[str] = None,
+    quiet: bool = False,
+) -> object:
+    """Build a plan under the lock, show it, ask if it destroys anything
+    (or `ask` is given), then execute it with progress. Return its result.
+    The global -n and -y count as this command's own."""
+    dry_run = is_dry_run(ctx, dry_run)
+    yes = yes or settings(ctx).yes
+    if dry_run:
+        plan = build(settings(ctx).engine())
+        show(plan, prefix="would ")
+        return None
+    with changing(ctx) as current:
+        plan = build(current.engine())
+        if not quiet or plan.destroys:
+            show(plan)
+        question = ask or (f"{plan.summary}?" if plan.destroys else None)
+        if question and not yes:
+            confirm(question)
+        total = len(plan.steps)
+        return plan.execute(progress=None if quiet else progress(total))
+
+
+def show(plan: Plan, prefix: str = "") -> None:
+    click.echo(plan.summary + (" (dry run: nothing changes)" if prefix else ""))
+    for note in plan.notes:
+        click.echo(f"  {note}")
+    for step in plan.steps:
+        click.echo(f"  {prefix}{step.text}")
+
+
+def progress(total: int) -> Callable[[int, int, str], None]:
+    def report(number: int, _total: int, text: str) -> None:
+        click.echo(f"[{number}/{total}] {text}", err=True)
+
+    return report
+
+
+def confirm(question: str) -> None:
+    if not stdin_is_tty():
+        raise Aborted("confirmation needed but stdin is not a terminal: re-run with -y to proceed")
+    if not click.confirm(question, default=False):
+        raise Aborted("nothing changed")
+
+
+def say(line: str) -> None:
+    """A line for the user that is not the command's output (stderr)."""
+    click.echo(line, err=True)
+
+
+# ---------------------------------------------------------------- output
+
+
+def print_bes(bes: list, *, scripted: bool = False, as_json: bool = False) -> None:
+    """Print BEs as `list` does: a table, -H lines, or JSON (output.py;
+    tabulate is imported only here)."""
+    from . import output
+
+    if as_json:
+        click.echo(output.to_json(bes))
+    elif scripted:
+        if bes:
+            click.echo(output.tab_separated(bes))
+    else:
+        click.echo(output.table(bes))
+
+
+def be_as_dict(be) -> dict:
+    """One BE as the JSON outputs show it."""
+    from . import output
+
+    return output.as_dict(be)
+
+
+def print_json(data: object) -> None:
+    """Print JSON the way every --json does (indented)."""
+    import json
+
+    click.echo(json.dumps(data, indent=2))

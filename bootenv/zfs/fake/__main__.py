@@ -1,0 +1,5 @@
+"""`python -m bootenv.zfs.fake ...`: see shell.py."""
+
+from .shell import main
+
+raise SystemExit(main())

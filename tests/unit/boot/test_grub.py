@@ -1,0 +1,209 @@
+"""The GRUB driver on a temp /boot/grub with a recording runner (grub-editenv
+emulated on the real file), the engine on the fake pool, and the kernel /
+modules check; contrib/grub.d/42_bootenv is in test_boot_grub_script.py."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bootenv.boot.grub import GrubBootloader, parse_grubenv
+from bootenv.engine import Engine
+from bootenv.errors import Refused
+from bootenv.trial import Trial
+
+from ..boot_tools import FakeTools, write_grubenv
+from ..conftest import datasets
+
+
+def make_tree(path, kernels=(), modules=()):
+    os.makedirs(os.path.join(path, "boot"), exist_ok=True)
+    for v in kernels:
+        open(os.path.join(path, "boot", f"vmlinuz-{v}"), "w").close()
+        open(os.path.join(path, "boot", f"initrd.img-{v}"), "w").close()
+    for v in modules:
+        os.makedirs(os.path.join(path, "lib", "modules", v), exist_ok=True)
+
+
+@pytest.fixture
+def sysroot(tmp_path):
+    root = tmp_path / "root"
+    make_tree(root, kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
+    os.makedirs(root / "boot" / "grub")
+    return root
+
+
+def grub(sysroot, fstype="ext4", source="/dev/vda3", extra=None):
+    mounts = {str(sysroot / "boot" / "grub"): (fstype, source), **(extra or {})}
+    tools = FakeTools(mounts)
+    return GrubBootloader(grub_dir=str(sysroot / "boot" / "grub"), root=str(sysroot), runner=tools), tools
+
+
+@pytest.fixture
+def mnt(tmp_path):
+    return tmp_path / "mnt"
+
+
+def engine_with(zfs, driver, clock, mnt):
+    return Engine(zfs, driver, clock=clock, mount_base=str(mnt))
+
+
+def env_of(driver):
+    with open(driver.env_path, encoding="utf-8") as f:
+        return parse_grubenv(f.read())
+
+
+def test_parse_grubenv_unescapes():
+    text = "# GRUB Environment Block\nsaved_entry=a\\\\b\\\nc\nnext_entry=1\n" + "#" * 900
+    assert parse_grubenv(text) == {"saved_entry": "a\\b\nc", "next_entry": "1"}
+
+
+def test_emulation_matches_the_real_grub_editenv(tmp_path):
+    """grub-editenv (grub-common) writes what parse_grubenv and the tests'
+    emulation agree on."""
+    import shutil
+    import subprocess
+
+    assert shutil.which("grub-editenv"), "grub-editenv missing: `make deps` installs grub-common"
+    real, fake = str(tmp_path / "real"), str(tmp_path / "fake")
+    subprocess.run(["grub-editenv", real, "create"], check=True)
+    subprocess.run(["grub-editenv", real, "set", "bootenv_once=new", "odd=a\\b\nc"], check=True)
+    write_grubenv(fake, {"bootenv_once": "new", "odd": "a\\b\nc"})
+    assert open(real).read() == open(fake).read()
+    assert parse_grubenv(open(real).read()) == {"bootenv_once": "new", "odd": "a\\b\nc"}
+
+
+def test_activate_sets_default_with_grub_editenv(zfs, clock, mnt, sysroot):
+    driver, tools = grub(sysroot)
+    engine = engine_with(zfs, driver, clock, mnt)
+    engine.plan_create("new").execute()
+    make_tree(mnt / "new", kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
+    assert tools.named("update-grub") == [["update-grub"]]
+    engine.plan_activate("new").execute()
+    env = driver.env_path
+    assert tools.named("grub-editenv") == [[ "grub-editenv", env, "create"], ["grub-editenv", env, "set", "bootenv_default=new"]]
+    assert env_of(driver) == {"bootenv_default": "new"}
+    assert zfs.pool_get("rpool", "bootfs") == "rpool/ROOT/new"
+    assert [b.name for b in engine.list() if b.active] == ["new"]
+
+
+def test_oneshot_set_read_and_cleared(zfs, clock, mnt, sysroot):
+    driver, tools = grub(sysroot, fstype="zfs", source="rpool/boot")
+    engine = engine_with(zfs, driver, clock, mnt)
+    engine.plan_create("new").execute()
+    make_tree(mnt / "new", kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
+    assert not driver.oneshot_expires  # GRUB cannot write on ZFS
+    Trial(engine, boot_id="b0").plan_activate_once("new").execute()
+    assert env_of(driver) == {"bootenv_once": "new"}
+    assert tools.named("grub-editenv")[-1] == ["grub-editenv", driver.env_path, "set", "bootenv_once=new"]
+    assert zfs.pool_get("rpool", "bootfs") == "rpool/ROOT/debian"  # the default does not move
+    assert engine.scan().next_boot == "rpool/ROOT/new"
+    assert driver.default_boot("rpool/ROOT", "rpool/ROOT/debian") == "rpool/ROOT/debian"
+    # The trial boot: boot-started clears the one-shot before anything else.
+    zfs.pool_set("rpool", "bootfs", "rpool/ROOT/new")
+    zfs.reboot("rpool")
+    zfs.pool_set("rpool", "bootfs", "rpool/ROOT/debian")
+    booted = engine_with(zfs, driver, clock, mnt)
+    plan = Trial(booted, boot_id="b1").plan_boot_started()
+    assert plan.steps[0].text == "clear the grub one-shot"
+    plan.execute()
+    assert tools.named("grub-editenv")[-1] == ["grub-editenv", driver.env_path, "unset", "bootenv_once"]
+    assert env_of(driver) == {}
+
+
+def test_oneshot_expires_when_grubdir_is_writable(sysroot):
+    assert grub(sysroot, "ext4")[0].oneshot_expires
+    assert grub(sysroot, "vfat", "/dev/vda1")[0].oneshot_expires
+    assert not grub(sysroot, "zfs", "bpool/grub")[0].oneshot_expires
+
+
+def test_grub_dir_inside_a_be_is_refused_before_any_change(zfs, clock, mnt, sysroot):
+    driver, tools = grub(sysroot, fstype="zfs", source="rpool/ROOT/debian")
+    engine = engine_with(zfs, driver, clock, mnt)
+    engine.plan_create("new").execute()
+    before = datasets(zfs)
+    with pytest.raises(Refused, match=r"is inside boot environment rpool/ROOT/debian.*every BE shares"):
+        engine.plan_activate("new").execute()
+    assert datasets(zfs) == before and zfs.pool_get("rpool", "bootfs") == "rpool/ROOT/debian"
+    assert tools.named("grub-editenv") == []
+
+
+def test_activate_promotes_after_the_kernel_check(zfs, clock, mnt, sysroot):
+    driver, _ = grub(sysroot)
+    engine = engine_with(zfs, driver, clock, mnt)
+    engine.plan_create("new").execute()
+    texts = [s.text for s in engine.plan_activate("new").steps]
+    assert texts.index("prepare new for the bootloader") < next(i for i, t in enumerate(texts) if t.startswith("promote"))
+
+
+def test_shared_boot_kernel_without_modules_is_refused_with_no_change(zfs, clock, mnt, sysroot):
+    """/boot is a separate ext4 partition holding only the new kernel; the
+    old BE has modules for the old kernel only."""
+    boot = str(sysroot / "boot")
+    driver, tools = grub(sysroot, extra={boot: ("ext4", "/dev/vda2")})
+    engine = engine_with(zfs, driver, clock, mnt)
+    engine.plan_create("old").execute()
+    make_tree(mnt / "old", modules=["6.1.0-28-amd64"])
+    os.unlink(os.path.join(boot, "vmlinuz-6.1.0-28-amd64"))
+    make_tree(sysroot, kernels=["6.1.0-30-amd64"], modules=["6.1.0-30-amd64"])
+    before = datasets(zfs)
+    with pytest.raises(Refused) as err:
+        engine.plan_activate("old").execute()
+    msg = str(err.value)
+    assert msg.startswith("cannot activate old: /boot is a separate ext4 filesystem (/dev/vda2) shared by every boot environment")
+    assert "holds kernel 6.1.0-30-amd64, but old has modules only for: 6.1.0-28-amd64" in msg
+    assert datasets(zfs) == before
+    assert zfs.pool_get("rpool", "bootfs") == "rpool/ROOT/debian"
+    assert tools.named("grub-editenv") == []
+    assert zfs.get_props("rpool/ROOT/old", ["mounted"])["mounted"] == "no"
+
+
+def test_shared_boot_picks_a_kernel_the_be_has_modules_for(zfs, clock, mnt, sysroot):
+    boot = str(sysroot / "boot")
+    driver, _ = grub(sysroot, extra={boot: ("ext4", "/dev/vda2")})
+    engine = engine_with(zfs, driver, clock, mnt)
+    engine.plan_create("old").execute()
+    make_tree(sysroot, kernels=["6.1.0-30-amd64"])
+    make_tree(mnt / "old", modules=["6.1.0-28-amd64"])
+    engine.plan_activate("old").execute()
+    assert zfs.pool_get("rpool", "bootfs") == "rpool/ROOT/old"
+
+
+def test_be_kernel_without_modules_is_refused(zfs, clock, mnt, sysroot):
+    driver, _ = grub(sysroot)
+    engine = engine_with(zfs, driver, clock, mnt)
+    engine.plan_create("broken").execute()
+    make_tree(mnt / "broken", kernels=["6.1.0-9-amd64", "6.1.0-30-amd64"], modules=["6.1.0-9-amd64"])
+    with pytest.raises(Refused, match=r"kernel 6.1.0-30-amd64 in its /boot would boot, but broken has no /lib/modules/6.1.0-30-amd64 \(it has modules for: 6.1.0-9-amd64\)"):
+        engine.plan_activate("broken").execute()
+    assert zfs.pool_get("rpool", "bootfs") == "rpool/ROOT/debian"
+
+
+def test_be_without_kernel_is_refused(zfs, clock, mnt, sysroot):
+    driver, _ = grub(sysroot)
+    engine = engine_with(zfs, driver, clock, mnt)
+    engine.plan_create("empty").execute()
+    with pytest.raises(Refused, match=r"no kernel \(vmlinuz-\*\) in empty:/boot"):
+        engine.plan_activate("empty").execute()
+
+
+def test_rename_follows_default_and_regenerates(zfs, clock, mnt, sysroot):
+    driver, tools = grub(sysroot)
+    engine = engine_with(zfs, driver, clock, mnt)
+    engine.plan_create("new").execute()
+    write_grubenv(driver.env_path, {"bootenv_default": "new"})
+    engine.plan_rename("new", "newer").execute()
+    assert env_of(driver) == {"bootenv_default": "newer"}
+    assert tools.named("update-grub") == [["update-grub"], ["update-grub"]]
+    with pytest.raises(Refused, match="boots next"):  # GRUB's default, though bootfs is debian
+        engine.plan_destroy("newer")
+
+
+def test_dry_run_runner_refuses_editenv(sysroot, zfs, clock, mnt):
+    from bootenv.run import Runner
+
+    lines = []
+    driver = GrubBootloader(grub_dir=str(sysroot / "boot" / "grub"), root=str(sysroot), runner=Runner(dry_run=True, echo=lines.append))
+    driver.set_oneshot(engine_with(zfs, driver, clock, mnt).get("debian"))
+    assert lines[-1].startswith("would run: grub-editenv") and not os.path.exists(driver.env_path)

@@ -1,0 +1,225 @@
+"""contrib/grub.d/42_bootenv run with bash (and dash, what update-grub
+uses) against fake `bootenv list -H`, `zfs`, `findmnt`, `mount` and a fake
+grub-mkconfig_lib on PATH: one entry per BE, kernels from each BE or the
+shared /boot, hostile titles quoted, the default/one-shot code."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[3] / "contrib" / "grub.d" / "42_bootenv"
+
+FAKE_LIB = """
+prepare_grub_to_access_device() { echo "insmod zfs"; echo "search --no-floppy --fs-uuid --set=root 0123abcd # $1"; }
+make_system_path_relative_to_its_root() { echo "/"; }
+"""
+
+FAKE_BOOTENV = '#!/bin/sh\n[ "$1 $2" = "list -H" ] || exit 2\ncat "$FAKE/list"\n'
+FAKE_ZFS = r'''#!/bin/sh
+case "$*" in
+  "list -H -o name "*) echo rpool/ROOT/debian ;;
+  "get -H -o value org.bootenv:title "*)
+     f="$FAKE/titles/${6##*/}"; if [ -f "$f" ]; then cat "$f"; else echo -; fi ;;
+  *) echo "fake zfs: $*" >&2; exit 1 ;;
+esac
+'''
+FAKE_FINDMNT = r'''#!/bin/sh
+# findmnt -n -o FSTYPE|SOURCE --mountpoint PATH
+[ -f "$FAKE/bootmount" ] || exit 1
+case "$3" in FSTYPE) cut -d' ' -f1 "$FAKE/bootmount" ;; SOURCE) cut -d' ' -f2 "$FAKE/bootmount" ;; esac
+'''
+FAKE_MOUNT = r'''#!/bin/sh
+# mount -t zfs -o ro,zfsutil DATASET DIR
+[ "$1 $2 $3 $4" = "-t zfs -o ro,zfsutil" ] || exit 2
+echo "$5" >> "$FAKE/mounts"
+cp -R "$FAKE/bes/${5##*/}/." "$6/"
+'''
+FAKE_UMOUNT = '#!/bin/sh\nfind "$1" -mindepth 1 -delete\n'
+
+
+def tree(path: Path, kernels=(), modules=()):
+    (path / "boot").mkdir(parents=True, exist_ok=True)
+    for v in kernels:
+        (path / "boot" / f"vmlinuz-{v}").write_text("k")
+        (path / "boot" / f"initrd.img-{v}").write_text("i")
+    for v in modules:
+        (path / "lib" / "modules" / v).mkdir(parents=True, exist_ok=True)
+
+
+class Setup:
+    def __init__(self, tmp: Path):
+        self.fake = tmp / "fake"
+        self.bin = tmp / "bin"
+        self.sysroot = tmp / "sysroot"
+        for d in (self.fake / "titles", self.fake / "bes", self.bin, self.sysroot / "boot" / "grub"):
+            d.mkdir(parents=True)
+        (tmp / "grub-mkconfig_lib").write_text(FAKE_LIB)
+        self.pkgdatadir = tmp
+        for name, text in (("bootenv", FAKE_BOOTENV), ("zfs", FAKE_ZFS), ("findmnt", FAKE_FINDMNT),
+                           ("mount", FAKE_MOUNT), ("umount", FAKE_UMOUNT)):
+            (self.bin / name).write_text(text)
+            (self.bin / name).chmod(0o755)
+        self.rows: list[str] = []
+
+    def be(self, name, *, running=False, active=False, title=None, kernels=(), modules=()):
+        self.rows.append(f"{'A' if active else '-'}\t{'C' if running else '-'}\t{name}\t{'-' if title is None else title.splitlines()[0] if title else '-'}\t1795406400\t1000")
+        if title is not None:
+            (self.fake / "titles" / name).write_text(title + "\n")
+        tree(self.sysroot if running else self.fake / "bes" / name, kernels, modules)
+
+    def run(self, shell="bash", **env) -> str:
+        (self.fake / "list").write_text("\n".join(self.rows) + "\n")
+        full = {
+            "PATH": f"{self.bin}:/usr/bin:/bin",
+            "FAKE": str(self.fake),
+            "pkgdatadir": str(self.pkgdatadir),
+            "BOOTENV_SYSROOT": str(self.sysroot),
+            "BOOTENV_GRUB_FS": "zfs",
+            "GRUB_DEVICE": "/dev/vda2",
+            "GRUB_DEVICE_BOOT": "/dev/vda3",
+            "GRUB_CMDLINE_LINUX": "",
+            "GRUB_CMDLINE_LINUX_DEFAULT": "quiet",
+            **env,
+        }
+        proc = subprocess.run([shutil.which(shell), str(SCRIPT)], env=full, capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        self.stderr = proc.stderr
+        return proc.stdout
+
+
+@pytest.fixture
+def setup(tmp_path):
+    return Setup(tmp_path)
+
+
+def grub_words(line: str) -> list[str]:
+    """Split a grub.cfg line the way GRUB's lexer does for the cases the
+    script produces: '...' literal, "..." with $ expansion (refused here),
+    backslash escapes outside quotes. Fails on an unquoted $ or newline."""
+    words, cur, i, inword = [], [], 0, False
+    while i < len(line):
+        c = line[i]
+        if c == "'":
+            j = line.index("'", i + 1)
+            cur.append(line[i + 1 : j])
+            i, inword = j + 1, True
+            continue
+        if c == "\\":
+            cur.append(line[i + 1])
+            i, inword = i + 2, True
+            continue
+        if c in " \t":
+            if inword:
+                words.append("".join(cur))
+                cur, inword = [], False
+            i += 1
+            continue
+        assert c not in '$"\n;&|<>', f"unquoted {c!r} in {line!r}"
+        cur.append(c)
+        inword = True
+        i += 1
+    if inword:
+        words.append("".join(cur))
+    return words
+
+
+def entries(cfg: str) -> list[list[str]]:
+    return [grub_words(l.rstrip("{").rstrip()) for l in cfg.splitlines() if l.startswith("menuentry ")]
+
+
+SHELLS = ["bash"] + (["dash"] if shutil.which("dash") else [])
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_one_entry_per_be_with_its_own_kernel(setup, shell):
+    setup.be("debian", running=True, title="Debian 12", kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
+    setup.be("upgraded", active=True, kernels=["6.1.0-28-amd64", "6.1.0-30-amd64"], modules=["6.1.0-30-amd64"])
+    cfg = setup.run(shell)
+    ids = [e[e.index("--id") + 1] for e in entries(cfg)]
+    assert ids == ["bootenv-debian", "bootenv-upgraded"]
+    assert [e[1] for e in entries(cfg)] == ["bootenv: Debian 12", "bootenv: upgraded"]
+    assert "\tlinux /ROOT/debian@/boot/vmlinuz-6.1.0-28-amd64 root=ZFS=rpool/ROOT/debian ro  quiet" in cfg
+    assert "\tlinux /ROOT/upgraded@/boot/vmlinuz-6.1.0-30-amd64 root=ZFS=rpool/ROOT/upgraded ro  quiet" in cfg
+    assert "\tinitrd /ROOT/upgraded@/boot/initrd.img-6.1.0-30-amd64" in cfg
+    assert "search --no-floppy --fs-uuid --set=root 0123abcd # /dev/vda2" in cfg
+    assert (setup.fake / "mounts").read_text().split() == ["rpool/ROOT/upgraded"]  # the running one is not mounted
+    assert not list((setup.fake.parent).glob("bootenv-grub.*"))
+
+
+HOSTILE = [
+    "it's \"quoted\"",
+    "$(reboot) ${root} $prefix `id`",
+    "line one\nline two\tand tab",
+    "back\\slash; menuentry 'x' { }",
+    "'''",
+    "\x1b[31mred\x1b[0m",
+]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_hostile_titles_are_text(setup, shell):
+    setup.be("debian", running=True, kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
+    for n, title in enumerate(HOSTILE):
+        setup.be(f"be{n}", title=title, kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
+    cfg = setup.run(shell)
+    got = [e[1] for e in entries(cfg)][1:]
+    want = ["bootenv: " + "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in t) for t in HOSTILE]
+    assert got == want
+    # Every menuentry is one line and every body line is ours.
+    body = [l for l in cfg.splitlines() if l.startswith("\t")]
+    assert all(l.split()[0] in ("insmod", "search", "echo", "linux", "initrd", "load_env", "set", "save_env", "#") for l in body), body
+
+
+def test_shared_boot_uses_newest_kernel_with_modules(setup):
+    (setup.fake / "bootmount").write_text("ext4 /dev/vda3\n")
+    setup.be("debian", running=True, kernels=["6.1.0-28-amd64", "6.1.0-30-amd64"], modules=["6.1.0-30-amd64"])
+    setup.be("old", modules=["6.1.0-28-amd64"])
+    setup.be("ancient", modules=["5.10.0-1-amd64"])
+    cfg = setup.run()
+    assert "\tlinux /vmlinuz-6.1.0-30-amd64 root=ZFS=rpool/ROOT/debian ro  quiet" in cfg
+    assert "\tlinux /vmlinuz-6.1.0-28-amd64 root=ZFS=rpool/ROOT/old ro  quiet" in cfg
+    assert "search --no-floppy --fs-uuid --set=root 0123abcd # /dev/vda3" in cfg
+    assert "# bootenv: ancient has no bootable kernel" in cfg and "no kernel with modules for ancient" in setup.stderr
+    assert [e[e.index("--id") + 1] for e in entries(cfg)] == ["bootenv-debian", "bootenv-old"]
+
+
+def test_boot_dataset_inside_the_be_is_not_shared(setup):
+    (setup.fake / "bootmount").write_text("zfs rpool/ROOT/debian/boot\n")
+    setup.be("debian", running=True, kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
+    assert "linux /ROOT/debian@/boot/vmlinuz-6.1.0-28-amd64" in setup.run()
+
+
+def test_default_and_oneshot_code(setup):
+    setup.be("debian", running=True, kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
+    on_zfs = setup.run()
+    assert 'load_env -f "${bootenv_env}" bootenv_default bootenv_once' in on_zfs
+    assert 'set default="bootenv-${bootenv_once}"' in on_zfs and 'set default="bootenv-${bootenv_default}"' in on_zfs
+    assert "save_env" not in on_zfs.replace("GRUB cannot write here; bootenv-boot.service clears", "")
+    on_ext4 = setup.run(BOOTENV_GRUB_FS="ext2")
+    assert '\tsave_env -f "${bootenv_env}" bootenv_once' in on_ext4
+
+
+def test_invalid_names_and_broken_lines_are_skipped(setup):
+    setup.be("debian", running=True, kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
+    setup.rows.append("garbage line from a title")
+    setup.rows.append("-\t-\tbad name\tx\t1\t1")
+    assert [e[e.index("--id") + 1] for e in entries(setup.run())] == ["bootenv-debian"]
+
+
+def test_without_bootenv_emits_nothing(setup):
+    os.unlink(setup.bin / "bootenv")
+    assert setup.run(BOOTENV_COMMAND="bootenv-not-installed") == ""
+
+
+def test_output_passes_grub_script_check(setup, tmp_path):
+    setup.be("debian", running=True, kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
+    for n, title in enumerate(HOSTILE):
+        setup.be(f"be{n}", title=title, kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
+    cfg = tmp_path / "grub.cfg"
+    cfg.write_text(setup.run())
+    subprocess.run(["grub-script-check", str(cfg)], check=True)

@@ -1,0 +1,51 @@
+"""Sizes and the three list formats."""
+
+import json
+
+import pytest
+
+from bootenv.model import BootEnv
+from bootenv.cli.output import human_size, tab_separated, table, to_json
+
+
+@pytest.mark.parametrize(
+    "n, text",
+    [(0, "0B"), (512, "512B"), (1024, "1K"), (1536, "1.5K"), (12 * 1024**2, "12M"),
+     (int(1.25 * 1024**3), "1.25G"), (150 * 1024**3, "150G"), (5 * 1024**4, "5T")],
+)
+def test_human_size_reads_like_zfs(n, text):
+    assert human_size(n) == text
+
+
+def be(name, **kw):
+    base = dict(
+        name=name, dataset=f"rpool/ROOT/{name}", active=False, running=False, createtxg=1,
+        created=1700000000, used=4096, referenced=8192, origin=None, origin_be=None, title="",
+        kind=None, command=None, state=None, mounted=False, children=(),
+    )
+    base.update(kw)
+    return BootEnv(**base)
+
+
+def test_table_marks_active_and_running_columns():
+    out = table([be("debian", active=True, running=True), be("ckpt", title="before x")]).splitlines()
+    assert out[0].split() == ["A", "C", "NAME", "TITLE", "CREATED", "USED"]
+    assert out[1].split()[:3] == ["*", "*", "debian"]
+    assert out[2].split()[0] == "ckpt"
+    assert "before x" in out[2]
+
+
+def test_table_shows_unfinished_state_in_title():
+    assert "[pending] apt upgrade" in table([be("x", title="apt upgrade", state="pending")])
+
+
+def test_tab_separated_is_raw_and_headerless():
+    line = tab_separated([be("debian", active=True, title="t")])
+    assert line.split("\t") == ["A", "-", "debian", "t", "1700000000", "4096"]
+
+
+def test_json_has_every_field():
+    data = json.loads(to_json([be("x", children=("rpool/ROOT/x/var",))]))
+    assert data[0]["name"] == "x" and data[0]["used"] == 4096
+    assert data[0]["datasets"] == ["rpool/ROOT/x", "rpool/ROOT/x/var"]
+    assert data[0]["created_iso"].startswith("2023-11-1")
