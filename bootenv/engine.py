@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from .boot.base import Bootloader
 from .errors import BeExists, BeNotFound, NoZfsRoot, OperationFailed, Refused, UsageError
@@ -45,7 +45,7 @@ from .model import (
     validate_title,
 )
 from .plan import Kind, Plan
-from .zfs.base import Dataset, ZfsBackend, ZfsError, parent_of, pool_of
+from .zfs.base import Dataset, DatasetNotFound, ZfsBackend, ZfsError, parent_of, pool_of
 
 DEFAULT_MOUNT_BASE = "/run/bootenv"
 
@@ -59,6 +59,7 @@ class Scan:
     running: Optional[str]  # dataset mounted at /, if under the BE root
     next_boot: Optional[str]  # dataset the bootloader boots next
     with_snapshots: bool
+    bootfs: Optional[str] = None  # the pool's bootfs, as this scan read it
     snapshots: dict[str, list[Dataset]] = field(default_factory=dict)  # fs -> its snapshots
     clones: dict[str, list[str]] = field(default_factory=dict)  # origin snapshot -> clones
     below: dict[str, list[str]] = field(default_factory=dict)  # BE top -> its descendants
@@ -114,8 +115,8 @@ class Engine:
             raise NoZfsRoot(
                 "the root filesystem is not on ZFS (set BOOTENV_BE_ROOT to manage a BE root anyway)"
             )
-        if not self.zfs.exists(self.be_root):
-            raise NoZfsRoot(f"BE root {self.be_root} does not exist")
+        # Whether the BE root exists is what the first listing says (scan):
+        # a read-only command costs one `zfs list`, nothing more.
         self.pool = pool_of(self.be_root)
         self.bootloader.bind(self.zfs, self.be_root, self.running_dataset)
 
@@ -132,19 +133,26 @@ class Engine:
 
     # ------------------------------------------------------------ reading
 
-    def scan(self, snapshots: bool = False) -> Scan:
+    def scan(self, snapshots: bool = False, extra_props: Sequence[str] = ()) -> Scan:
         """One listing of the BE root (snapshots only when asked: listing
-        them is what makes `zfs list` slow on real pools)."""
-        rows = self.zfs.list(self.be_root, snapshots=snapshots, user_props=USER_PROPS)
+        them is what makes `zfs list` slow on real pools) with bootenv's
+        user properties and `extra_props` (the BE root's own row is in it:
+        trial state lives there), and one read of the pool's bootfs. Raise
+        NoZfsRoot when the BE root does not exist."""
+        props = tuple(dict.fromkeys((*USER_PROPS, *extra_props)))
+        try:
+            rows = self.zfs.list(self.be_root, snapshots=snapshots, user_props=props)
+        except DatasetNotFound:
+            raise NoZfsRoot(f"BE root {self.be_root} does not exist") from None
         datasets = {d.name: d for d in rows}
         running = self.running_dataset if self.running_dataset in datasets else None
         bootfs = self.zfs.pool_get(self.pool, "bootfs")
         next_boot = self.bootloader.next_boot(self.be_root, bootfs)
-        return Scan(self.be_root, datasets, running, next_boot, snapshots)
+        return Scan(self.be_root, datasets, running, next_boot, snapshots, bootfs)
 
-    def list(self) -> list[BootEnv]:
-        """Return every BE, oldest first."""
-        scan = self.scan()
+    def list(self, scan: Optional[Scan] = None) -> list[BootEnv]:
+        """Return every BE, oldest first (from `scan` when given)."""
+        scan = scan or self.scan()
         return [self._bootenv(scan, top) for top in scan.tops()]
 
     def get(self, name: str, scan: Optional[Scan] = None) -> BootEnv:

@@ -51,7 +51,7 @@ import stat
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from .engine import Engine
+from .engine import Engine, Scan
 from .errors import OperationFailed, Refused, UsageError
 from .model import (
     PROP_NS,
@@ -79,6 +79,8 @@ ROOT_PROPS = (*TRIAL_PROPS, PROP_LAST_GOOD)
 PROP_VERDICT = PROP_NS + "verdict"  # good | failed
 PROP_VERDICT_REASON = PROP_NS + "verdict-reason"
 PROP_VERDICT_TIME = PROP_NS + "verdict-time"
+# What `status` lists, besides bootenv's usual properties.
+STATUS_PROPS = (*ROOT_PROPS, PROP_VERDICT, PROP_VERDICT_REASON)
 
 # Boots a trial BE gets without a confirm before it is abandoned.
 MAX_TRIAL_BOOTS = 1
@@ -187,7 +189,11 @@ class Trial:
     # ------------------------------------------------------------ reading
 
     def state(self) -> TrialState:
-        props = self.zfs.get_props(self.engine.be_root, list(ROOT_PROPS))
+        return self._state_from(self.zfs.get_props(self.engine.be_root, list(ROOT_PROPS)))
+
+    @staticmethod
+    def _state_from(props) -> TrialState:
+        """The trial state the BE root's properties tell."""
         boots = props.get(PROP_TRIAL_BOOTS, "0")
         since = props.get(PROP_TRIAL_SINCE)
         return TrialState(
@@ -209,16 +215,24 @@ class Trial:
     def running(self) -> Optional[str]:
         return self._name(self.engine.running_dataset)
 
-    def status(self) -> Status:
+    def scan(self) -> Scan:
+        """One listing with everything `status` shows: the trial state (on
+        the BE root's row) and every BE's verdict; and the pool's bootfs."""
+        return self.engine.scan(extra_props=STATUS_PROPS)
+
+    def status(self, scan: Optional[Scan] = None) -> Status:
         """Running BE, next-boot BE, the default after a one-shot, the trial,
-        the last good BE, and each BE's last verdict."""
-        st = self.state()
-        bootfs = self.zfs.pool_get(self.engine.pool, "bootfs")
+        the last good BE, and each BE's last verdict: all from one scan
+        (`scan()`, or the one given), never a read per BE."""
+        scan = scan or self.scan()
         be_root = self.engine.be_root
+        root_row = scan.datasets.get(be_root)
+        st = self._state_from(root_row.props if root_row is not None else {})
+        bootfs = scan.bootfs
         running = self.running()
         verdicts = {}
-        for be in self.engine.list():
-            props = self.zfs.get_props(be.dataset, [PROP_VERDICT, PROP_VERDICT_REASON])
+        for be in self.engine.list(scan):
+            props = scan.datasets[be.dataset].props
             if PROP_VERDICT in props:
                 verdicts[be.name] = {"verdict": props[PROP_VERDICT], "reason": props.get(PROP_VERDICT_REASON)}
         default = self._name(self.boot.default_boot(be_root, bootfs))

@@ -32,11 +32,12 @@ def status(
 
     engine = context.settings(ctx).engine()
     trial = _trial(engine)
-    st = trial.status()
+    scan = trial.scan()  # one listing, one bootfs read: status and the BEs both come from it
+    st = trial.status(scan)
     if as_json:
         context.print_json(st.as_dict())
     else:
-        click.echo(describe_status(st, engine.list()))
+        click.echo(describe_status(st, engine.list(scan)))
 
 
 def confirm(

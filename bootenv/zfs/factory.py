@@ -5,10 +5,13 @@
     fake:/path/state.json   the in-memory fake, persisted to that file
     cli                     the zfs/zpool commands
     lzc                     libzfs_core (python3-pyzfs) + the commands
-    auto (or nothing)       lzc if /dev/zfs exists and libzfs_core imports,
-                            else cli if /dev/zfs and the zfs command exist
+    auto (or nothing)       lzc if /dev/zfs exists and libzfs_core can be
+                            found, else cli if /dev/zfs and the zfs command
+                            exist
 
-Backends are imported only once chosen, so starting the CLI stays fast.
+Backends are imported only once chosen, so starting the CLI stays fast;
+libzfs_core itself is imported by LzcZfs on its first call (lzc.py), so
+a read-only command never pays for it.
 """
 
 from __future__ import annotations

@@ -4,8 +4,12 @@ per call (a zfs process costs about a second in the QEMU guest). What
 libzfs_core lacks (listing, native property get/set, mounting) comes from
 `ZfsCommands`.
 
-pyzfs is imported when a backend is built, never when bootenv is imported:
-the CLI must start fast, and hosts without ZFS must still import bootenv.
+pyzfs is imported on the first libzfs_core call (the first mutation, or a
+read only libzfs_core answers: exists, holds, a channel-program get), never
+when the backend is built: a read-only command (`list`, `status`) lists
+through `zfs list` and must not pay for cffi parsing libzfs_core's C
+declarations (seconds under emulation). Building the backend only checks
+that the module can be found (`importable`), without importing it.
 
 Measured on pyzfs 2.3.2: lzc_snapshot/clone/promote/rename/destroy_snaps/
 create/exists/channel_program work; lzc_destroy of a filesystem with
@@ -16,6 +20,8 @@ lzc_list_children raise NotImplementedError.
 from __future__ import annotations
 
 import errno as _errno
+import importlib.util
+import sys
 from typing import Any, Iterable, Mapping, Sequence
 
 from .base import (
@@ -148,6 +154,29 @@ def translate(exc: BaseException, name: str | None = None) -> ZfsError:
     return cls(message, failed_on, err if isinstance(err, int) else None)
 
 
+def importable(module: str = "libzfs_core") -> bool:
+    """Whether `module` can be imported, found without importing it (an
+    entry in sys.modules counts: None there means it cannot be)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def load_lzc() -> Any:
+    """Import libzfs_core. Raise ZfsUnavailable when it cannot be imported
+    or cannot start (no /dev/zfs)."""
+    try:
+        import libzfs_core as lzc  # python3-pyzfs
+    except ImportError as exc:
+        raise ZfsUnavailable(f"libzfs_core (python3-pyzfs) is not importable: {exc}") from None
+    except Exception as exc:  # ZFSInitializationFailed: no /dev/zfs
+        raise ZfsUnavailable(f"libzfs_core cannot start: {exc}") from None
+    return lzc
+
+
 def _b(name: str) -> bytes:
     return name.encode("utf-8", "surrogateescape")
 
@@ -155,19 +184,26 @@ def _b(name: str) -> bytes:
 class LzcZfs(ZfsCommands):
     """ZfsBackend: libzfs_core for mutations, `zfs list`/`zfs get` for reads.
 
-    `lzc` is the libzfs_core module (injectable for tests); other arguments
-    as for ZfsCommands."""
+    `lzc` is the libzfs_core module (injectable for tests); without it the
+    module is imported on first use (`lzc`). Raise ZfsUnavailable when it
+    cannot be found at all; other arguments as for ZfsCommands."""
 
     def __init__(self, runner=None, *, lzc: Any = None, **kwargs: Any):
         super().__init__(runner, **kwargs)
-        if lzc is None:
-            try:
-                import libzfs_core as lzc  # python3-pyzfs
-            except ImportError as exc:
-                raise ZfsUnavailable(f"libzfs_core (python3-pyzfs) is not importable: {exc}") from None
-            except Exception as exc:  # ZFSInitializationFailed: no /dev/zfs
-                raise ZfsUnavailable(f"libzfs_core cannot start: {exc}") from None
-        self.lzc = lzc
+        if lzc is None and not importable("libzfs_core"):
+            raise ZfsUnavailable("libzfs_core (python3-pyzfs) is not importable: no module named 'libzfs_core'")
+        self._lzc = lzc
+
+    @property
+    def lzc(self) -> Any:
+        """The libzfs_core module, imported on first use."""
+        if self._lzc is None:
+            self._lzc = load_lzc()
+        return self._lzc
+
+    @lzc.setter
+    def lzc(self, module: Any) -> None:
+        self._lzc = module
 
     def _call(self, func: str, *args: Any, name: str | None = None) -> Any:
         """Call libzfs_core.`func`; translate its exceptions."""

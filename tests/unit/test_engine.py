@@ -48,8 +48,9 @@ def test_be_root_override_without_running_root(clock):
     zfs.reboot  # noqa: B018  (the fake's root is mounted; pretend a rescue system:)
     engine = Engine(zfs, be_root="rpool/ROOT", running="rpool/ROOT/debian")
     assert names(engine) == ["debian"]
+    nope = Engine(zfs, be_root="rpool/NOPE")  # building it reads nothing: the first listing says
     with pytest.raises(NoZfsRoot, match="does not exist"):
-        Engine(zfs, be_root="rpool/NOPE")
+        nope.list()
 
 
 def test_list_is_scoped_to_the_be_root(engine, zfs):

@@ -206,7 +206,7 @@ def inject(state, op: str, error: Exception) -> None:
 # first, then the command that meets the fault in that method.
 REACHED = {
     "mounted_at": ([], ["list"]),  # Engine(...)
-    "exists": ([], ["list"]),  # Engine(...)
+    "exists": ([], ["create", "x"]),  # plan_create: the new name is free
     "list": ([], ["list"]),
     "pool_get": ([], ["status"]),
     "get_props": ([["create", "ck"]], ["destroy", "ck", "-y"]),
