@@ -26,6 +26,7 @@ from .model import (
     PROP_COMMAND,
     PROP_NS,
     PROP_CREATED,
+    PROP_KERNELS,
     PROP_KIND,
     PROP_ORIGIN_BE,
     PROP_SNAPSHOT,
@@ -194,6 +195,7 @@ class Engine:
             state=top.user(PROP_STATE),
             mounted=top.props.get("mounted") == "yes",
             children=tuple(scan.tree(top.name)[1:]),
+            kernels=top.user(PROP_KERNELS),
         )
 
     def _snapshot(self, scan: Scan, snap: Dataset) -> Snapshot:

@@ -25,6 +25,12 @@ PROP_SNAPSHOT = PROP_NS + "snapshot"
 PROP_TRIAL_BE = PROP_NS + "trial-be"  # the BE booted once on trial
 PROP_TRIAL_FALLBACK = PROP_NS + "trial-fallback"  # the default it comes back to
 
+# On a BE's top: what its boot menu entry needs without mounting it (the
+# GRUB driver and contrib/grub.d/42_bootenv, boot/kernels.py):
+# "ref=REFERENCED boot=VERSION/INITRD,... modules=VERSION,...", valid while
+# the BE's `referenced` is still REFERENCED.
+PROP_KERNELS = PROP_NS + "kernels"
+
 USER_PROPS: tuple[str, ...] = (
     PROP_TITLE,
     PROP_CREATED,
@@ -34,6 +40,7 @@ USER_PROPS: tuple[str, ...] = (
     PROP_STATE,
     PROP_PACKAGES,
     PROP_SNAPSHOT,
+    PROP_KERNELS,
 )
 
 KINDS = ("manual", "apt", "hook")
@@ -173,6 +180,7 @@ class BootEnv:
     state: str | None
     mounted: bool  # mounted now (at / when running, else by `bootenv mount`)
     children: tuple[str, ...]  # descendant datasets (a deep BE)
+    kernels: str | None = None  # org.bootenv:kernels: what its boot menu entry needs
 
     @property
     def flags(self) -> str:

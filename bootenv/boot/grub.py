@@ -6,7 +6,11 @@ by update-grub) emits one entry per BE, `--id bootenv-NAME`, booting the
 BE's newest kernel with `root=ZFS=pool/ROOT/NAME` (zfs-initramfs); the
 title is the BE's org.bootenv:title, quoted for grub.cfg. This is how the
 admin picks an older checkpoint at boot. The driver runs update-grub after
-create, destroy and rename.
+create, destroy and rename. So that update-grub mounts no BE it already
+knows, each BE's kernels, initramfs and modules are recorded on it
+(org.bootenv:kernels, `record_kernels`) when it is created from the
+running system; 42_bootenv trusts that record while the BE's `referenced`
+is unchanged, and records it itself after looking inside a BE once.
 
 Default and one-shot. bootenv keeps its own two variables in its own
 environment block, GRUBDIR/bootenv.env (written with `grub-editenv FILE
@@ -45,10 +49,10 @@ import os
 from typing import Optional
 
 from ..errors import Refused
-from ..model import BootEnv
+from ..model import PROP_KERNELS, BootEnv
 from ..run import CommandFailed, Runner
 from .base import Bootloader
-from .kernels import check_kernel, probe_boot
+from .kernels import boot_record, check_kernel, probe_boot
 
 ENV_FILE = "bootenv.env"
 VAR_DEFAULT = "bootenv_default"
@@ -178,7 +182,22 @@ class GrubBootloader(Bootloader):
     def _regenerate(self) -> None:
         self.runner.run(list(self.update_grub), mutating=True)
 
+    def record_kernels(self, be: BootEnv, tree: Optional[str] = None) -> None:
+        """Record on `be` what its menu entry needs (org.bootenv:kernels,
+        kernels.boot_record), read from `tree` where it is mounted, or from
+        the running system when `be` was just cloned from it (same files):
+        update-grub then needs no mount for it, so a checkpoint's cost does
+        not grow with the number of BEs. Otherwise record nothing:
+        42_bootenv looks inside once and records it itself."""
+        if tree is None:
+            source = (be.origin or "").split("@", 1)[0]
+            if not source or source != self.running:
+                return
+            tree = self.root
+        self.zfs.set_props(be.dataset, {PROP_KERNELS: boot_record(tree, be.referenced)})
+
     def post_create(self, be: BootEnv) -> None:
+        self.record_kernels(be)
         self._regenerate()
 
     def post_destroy(self, name: str) -> None:

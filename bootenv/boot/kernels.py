@@ -51,6 +51,45 @@ def module_versions(root: str) -> list[str]:
     return sorted(found, key=version_key)
 
 
+def initrd_of(boot_dir: str, version: str) -> Optional[str]:
+    """The initramfs file for kernel `version` in `boot_dir` (the names
+    42_bootenv and 10_linux look for), or None."""
+    for name in (f"initrd.img-{version}", f"initrd-{version}.img", f"initramfs-{version}.img"):
+        if os.path.isfile(os.path.join(boot_dir, name)):
+            return name
+    return None
+
+
+def boot_record(root: str, referenced: int) -> str:
+    """Given a BE's tree at `root` and the BE's `referenced`, return what
+    its boot menu entry needs (the org.bootenv:kernels property):
+    "ref=REFERENCED boot=VERSION/INITRD,... modules=VERSION,...", the
+    kernels in its /boot newest first (INITRD empty when it has none) and
+    the versions it has modules for. 42_bootenv trusts it while the BE's
+    `referenced` is unchanged, and mounts the BE to look otherwise."""
+    boot_dir = os.path.join(root, "boot")
+    kernels = list(reversed(kernel_versions(boot_dir)))
+    boot = ",".join(f"{v}/{initrd_of(boot_dir, v) or ''}" for v in kernels)
+    modules = ",".join(reversed(module_versions(root)))
+    return f"ref={referenced} boot={boot} modules={modules}"
+
+
+def parse_boot_record(value: Optional[str]) -> Optional[dict]:
+    """Given an org.bootenv:kernels value, return {"ref": int, "boot":
+    [(version, initrd or None), ...], "modules": [version, ...]}, or None
+    when it is missing or not one."""
+    if not value:
+        return None
+    fields = dict(word.partition("=")[::2] for word in value.split())
+    if not fields.get("ref", "").isdigit() or "boot" not in fields or "modules" not in fields:
+        return None
+    boot = []
+    for item in filter(None, fields["boot"].split(",")):
+        version, _, initrd = item.partition("/")
+        boot.append((version, initrd or None))
+    return {"ref": int(fields["ref"]), "boot": boot, "modules": [m for m in fields["modules"].split(",") if m]}
+
+
 @dataclass(frozen=True)
 class BootLayout:
     """Where /boot is: inside the BE (`shared` False) or a filesystem every

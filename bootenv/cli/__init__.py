@@ -158,7 +158,7 @@ def root(
     if len(chosen) > 1:
         raise click.UsageError(f"{' and '.join(chosen)} cannot be combined")
     if list_:
-        bes.list_cmd(ctx, scripted=False, as_json=False)
+        bes.list_cmd(ctx, scripted=False, as_json=False, fields=None)
     elif activate_name is not None:
         bes.activate(ctx, activate_name, dry_run=dry_run, once=False)
     elif remove_name is not None:

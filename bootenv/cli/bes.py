@@ -15,11 +15,14 @@ def list_cmd(
     ctx: typer.Context,
     scripted: bool = typer.Option(False, "-H", help="Scripted output: no header, tab-separated, raw numbers."),
     as_json: bool = typer.Option(False, "--json", help="JSON output."),
+    fields: Optional[str] = typer.Option(None, "-o", metavar="FIELD,...", help="With -H: print these fields (active, running, name, title, created, used, referenced, dataset, kernels)."),
 ) -> None:
     """List boot environments (A: boots next, C: running now)."""
     if scripted and as_json:
         raise click.UsageError("-H and --json cannot be combined")
-    context.print_bes(context.settings(ctx).engine().list(), scripted=scripted, as_json=as_json)
+    if fields is not None and not scripted:
+        raise click.UsageError("-o is for scripted output: use it with -H")
+    context.print_bes(context.settings(ctx).engine().list(), scripted=scripted, as_json=as_json, fields=fields)
 
 
 def create(

@@ -171,13 +171,20 @@ def say(line: str) -> None:
 # ---------------------------------------------------------------- output
 
 
-def print_bes(bes: list, *, scripted: bool = False, as_json: bool = False) -> None:
-    """Print BEs as `list` does: a table, -H lines, or JSON (output.py;
-    tabulate is imported only here)."""
+def print_bes(bes: list, *, scripted: bool = False, as_json: bool = False, fields: Optional[str] = None) -> None:
+    """Print BEs as `list` does: a table, -H lines (only `fields` when
+    given), or JSON (output.py; tabulate is imported for the table only)."""
     from . import output
 
     if as_json:
         click.echo(output.to_json(bes))
+    elif scripted and fields is not None:
+        try:
+            chosen = output.parse_fields(fields)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        if bes:
+            click.echo(output.fields_separated(bes, chosen))
     elif scripted:
         if bes:
             click.echo(output.tab_separated(bes))

@@ -76,6 +76,42 @@ def tab_separated(bes: Iterable[BootEnv]) -> str:
     return "\n".join(lines)
 
 
+# The fields `list -H -o` can print, as -H prints them.
+def _sanitized(text: str) -> str:
+    return "".join(ch if ch.isprintable() and ch != "\t" else " " for ch in text)
+
+
+FIELDS = {
+    "active": lambda be: "A" if be.active else "-",
+    "running": lambda be: "C" if be.running else "-",
+    "name": lambda be: be.name,
+    "title": lambda be: _sanitized(_title(be)) or "-",
+    "created": lambda be: str(be.created or "-"),
+    "used": lambda be: str(be.used),
+    "referenced": lambda be: str(be.referenced),
+    "dataset": lambda be: be.dataset,
+    "kernels": lambda be: be.kernels or "-",
+}
+DEFAULT_FIELDS = ("active", "running", "name", "title", "created", "used")
+
+
+def parse_fields(spec: str) -> tuple[str, ...]:
+    """Given `-o a,b,c`, return the field names. Raise ValueError naming
+    an unknown one."""
+    fields = tuple(f.strip() for f in spec.split(",") if f.strip())
+    unknown = [f for f in fields if f not in FIELDS]
+    if unknown or not fields:
+        raise ValueError(f"unknown field {', '.join(unknown) or repr(spec)} (known: {', '.join(FIELDS)})")
+    return fields
+
+
+def fields_separated(bes: Iterable[BootEnv], fields: Iterable[str]) -> str:
+    """-H -o FIELDS: one BE a line, the chosen fields tab-separated (text
+    fields with tabs and control characters turned into spaces)."""
+    getters = [FIELDS[f] for f in fields]
+    return "\n".join("\t".join(get(be) for get in getters) for be in bes)
+
+
 def as_dict(be: BootEnv) -> dict:
     return {
         "name": be.name,

@@ -207,3 +207,24 @@ def test_dry_run_runner_refuses_editenv(sysroot, zfs, clock, mnt):
     driver = GrubBootloader(grub_dir=str(sysroot / "boot" / "grub"), root=str(sysroot), runner=Runner(dry_run=True, echo=lines.append))
     driver.set_oneshot(engine_with(zfs, driver, clock, mnt).get("debian"))
     assert lines[-1].startswith("would run: grub-editenv") and not os.path.exists(driver.env_path)
+
+
+def test_create_records_the_kernels_before_update_grub(zfs, clock, mnt, sysroot):
+    """A BE cloned from the running system gets org.bootenv:kernels from
+    / (no mount): update-grub's 42_bootenv trusts it while `referenced`
+    is unchanged, so a checkpoint costs the same with 1 BE or 100."""
+    from bootenv.boot.kernels import parse_boot_record
+    from bootenv.model import PROP_KERNELS
+
+    driver, tools = grub(sysroot)
+    engine = engine_with(zfs, driver, clock, mnt)
+    be = engine.plan_create("new").execute()
+    record = parse_boot_record(zfs.get_props(be.dataset, [PROP_KERNELS])[PROP_KERNELS])
+    assert record == {"ref": be.referenced, "boot": [("6.1.0-28-amd64", "initrd.img-6.1.0-28-amd64")], "modules": ["6.1.0-28-amd64"]}
+    [listed] = [b for b in engine.list() if b.name == "new"]
+    assert parse_boot_record(listed.kernels)["ref"] == listed.referenced  # still true when the menu is made
+    # From a BE that is not running: nothing known without looking inside;
+    # 42_bootenv looks once and records it.
+    other = engine.plan_create("other", source="new").execute()
+    assert PROP_KERNELS not in zfs.get_props(other.dataset, [PROP_KERNELS])
+    assert tools.named("update-grub") == [["update-grub"], ["update-grub"]]

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bootenv.boot.kernels import boot_record, parse_boot_record
+
 SCRIPT = Path(__file__).resolve().parents[3] / "contrib" / "grub.d" / "42_bootenv"
 
 FAKE_LIB = """
@@ -19,12 +21,11 @@ prepare_grub_to_access_device() { echo "insmod zfs"; echo "search --no-floppy --
 make_system_path_relative_to_its_root() { echo "/"; }
 """
 
-FAKE_BOOTENV = '#!/bin/sh\n[ "$1 $2" = "list -H" ] || exit 2\ncat "$FAKE/list"\n'
+FIELDS = "active,running,name,title,dataset,referenced,kernels"
+FAKE_BOOTENV = f'#!/bin/sh\n[ "$*" = "list -H -o {FIELDS}" ] || exit 2\ncat "$FAKE/list"\n'
 FAKE_ZFS = r'''#!/bin/sh
 case "$*" in
-  "list -H -o name "*) echo rpool/ROOT/debian ;;
-  "get -H -o value org.bootenv:title "*)
-     f="$FAKE/titles/${6##*/}"; if [ -f "$f" ]; then cat "$f"; else echo -; fi ;;
+  "set org.bootenv:kernels="*) printf '%s\n' "$*" >> "$FAKE/sets" ;;
   *) echo "fake zfs: $*" >&2; exit 1 ;;
 esac
 '''
@@ -66,11 +67,28 @@ class Setup:
             (self.bin / name).chmod(0o755)
         self.rows: list[str] = []
 
-    def be(self, name, *, running=False, active=False, title=None, kernels=(), modules=()):
-        self.rows.append(f"{'A' if active else '-'}\t{'C' if running else '-'}\t{name}\t{'-' if title is None else title.splitlines()[0] if title else '-'}\t1795406400\t1000")
-        if title is not None:
-            (self.fake / "titles" / name).write_text(title + "\n")
-        tree(self.sysroot if running else self.fake / "bes" / name, kernels, modules)
+    def be(self, name, *, running=False, active=False, title=None, kernels=(), modules=(), referenced=1000, record=None):
+        """A BE as `bootenv list -H -o FIELDS` prints it (the title with
+        control characters as spaces); `record` its org.bootenv:kernels
+        ("auto": what bootenv records for its tree, kernels.boot_record)."""
+        shown = "".join(" " if not c.isprintable() or c == "\t" else c for c in title) if title else "-"
+        path = self.sysroot if running else self.fake / "bes" / name
+        tree(path, kernels, modules)
+        if record == "auto":
+            record = boot_record(str(path), referenced)
+        self.rows.append("\t".join([
+            "A" if active else "-", "C" if running else "-", name, shown, f"rpool/ROOT/{name}", str(referenced), record or "-",
+        ]))
+
+    @property
+    def mounts(self) -> list[str]:
+        path = self.fake / "mounts"
+        return path.read_text().split() if path.exists() else []
+
+    @property
+    def sets(self) -> list[str]:
+        path = self.fake / "sets"
+        return path.read_text().splitlines() if path.exists() else []
 
     def run(self, shell="bash", **env) -> str:
         (self.fake / "list").write_text("\n".join(self.rows) + "\n")
@@ -207,7 +225,7 @@ def test_default_and_oneshot_code(setup):
 def test_invalid_names_and_broken_lines_are_skipped(setup):
     setup.be("debian", running=True, kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
     setup.rows.append("garbage line from a title")
-    setup.rows.append("-\t-\tbad name\tx\t1\t1")
+    setup.rows.append("-\t-\tbad name\tx\trpool/ROOT/bad name\t1\t-")
     assert [e[e.index("--id") + 1] for e in entries(setup.run())] == ["bootenv-debian"]
 
 
@@ -223,3 +241,61 @@ def test_output_passes_grub_script_check(setup, tmp_path):
     cfg = tmp_path / "grub.cfg"
     cfg.write_text(setup.run())
     subprocess.run(["grub-script-check", str(cfg)], check=True)
+
+
+# ------------------------------------------------------------ records
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_be_with_a_record_is_not_mounted(setup, shell):
+    setup.be("debian", running=True, kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
+    setup.be("old", kernels=["6.1.0-28-amd64", "6.1.0-30-amd64"], modules=["6.1.0-30-amd64"], record="auto")
+    cfg = setup.run(shell)
+    assert setup.mounts == [] and setup.sets == []
+    assert "\tlinux /ROOT/old@/boot/vmlinuz-6.1.0-30-amd64 root=ZFS=rpool/ROOT/old ro  quiet" in cfg
+    assert "\tinitrd /ROOT/old@/boot/initrd.img-6.1.0-30-amd64" in cfg
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_missing_or_stale_record_is_looked_up_once_and_written(setup, shell):
+    setup.be("debian", running=True, kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
+    setup.be("new", kernels=["6.1.0-30-amd64"], modules=["6.1.0-30-amd64"], referenced=5000)
+    setup.be("stale", kernels=["6.1.0-31-amd64"], modules=["6.1.0-31-amd64"], referenced=7000,
+             record="ref=6999 boot=6.1.0-9-amd64/ modules=6.1.0-9-amd64")
+    cfg = setup.run(shell)
+    assert setup.mounts == ["rpool/ROOT/new", "rpool/ROOT/stale"]
+    assert "vmlinuz-6.1.0-31-amd64 root=ZFS=rpool/ROOT/stale" in cfg and "6.1.0-9-amd64" not in cfg
+    written = {line.split()[-1]: line.split(" ", 1)[1].rsplit(" ", 1)[0] for line in setup.sets}
+    assert set(written) == {"rpool/ROOT/new", "rpool/ROOT/stale"}
+    # What the script records is what bootenv records (and parses back).
+    want = boot_record(str(setup.fake / "bes" / "new"), 5000)
+    assert written["rpool/ROOT/new"] == "org.bootenv:kernels=" + want
+    assert parse_boot_record(want) == {"ref": 5000, "boot": [("6.1.0-30-amd64", "initrd.img-6.1.0-30-amd64")], "modules": ["6.1.0-30-amd64"]}
+
+
+def test_shared_boot_uses_the_record_for_modules(setup):
+    (setup.fake / "bootmount").write_text("ext4 /dev/vda3\n")
+    setup.be("debian", running=True, kernels=["6.1.0-28-amd64", "6.1.0-30-amd64"], modules=["6.1.0-30-amd64"])
+    setup.be("old", modules=["6.1.0-28-amd64"], record="auto")
+    setup.be("ancient", modules=["5.10.0-1-amd64"], record="auto")
+    cfg = setup.run()
+    assert setup.mounts == []
+    assert "\tlinux /vmlinuz-6.1.0-28-amd64 root=ZFS=rpool/ROOT/old ro  quiet" in cfg
+    assert "\tinitrd /initrd.img-6.1.0-28-amd64" in cfg
+    assert "# bootenv: ancient has no bootable kernel" in cfg
+
+
+def test_plain_titles_start_no_process_per_be(setup, tmp_path):
+    """Per BE, the script runs builtins only when the BE has a record and
+    a plain title (no tr/sed/cat/grub-probe per entry)."""
+    setup.be("debian", running=True, kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
+    for n in range(20):
+        setup.be(f"be{n}", title=f"checkpoint {n}", kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"], record="auto")
+    log = tmp_path / "execs"
+    for tool in ("tr", "sed", "cat", "head", "sort"):
+        real = shutil.which(tool)
+        (setup.bin / tool).write_text(f'#!/bin/sh\necho {tool} >> "{log}"\nexec {real} "$@"\n')
+        (setup.bin / tool).chmod(0o755)
+    cfg = setup.run("dash" if "dash" in SHELLS else "bash")
+    assert len(entries(cfg)) == 21
+    assert len(log.read_text().splitlines()) < 10, log.read_text()  # the set-up, not one per BE

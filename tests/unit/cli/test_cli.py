@@ -54,6 +54,17 @@ def test_list_scripted_and_json(run):
     assert run("list", "-H", "--json").exit_code == EXIT_USAGE
 
 
+def test_list_scripted_fields(run):
+    """-H -o: the fields 42_bootenv reads in one call."""
+    assert run("create", "ck", "-t", "before x").exit_code == 0
+    out = run("list", "-H", "-o", "name,running,dataset,title,referenced,kernels").stdout
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert [r[:4] for r in rows] == [["debian", "C", "rpool/ROOT/debian", "-"], ["ck", "-", "rpool/ROOT/ck", "before x"]]
+    assert all(r[4].isdigit() for r in rows) and [r[5] for r in rows] == ["-", "-"]  # the fake pool's bootloader records nothing
+    assert run("list", "-H", "-o", "name,bogus").exit_code == EXIT_USAGE
+    assert run("list", "-o", "name").exit_code == EXIT_USAGE
+
+
 def test_create_prints_progress_and_result(run, state, tmp_path):
     result = run("create", "before-upgrade")
     assert result.exit_code == 0, result.output
