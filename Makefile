@@ -99,6 +99,7 @@ $(VENV)/.stamp: pyproject.toml requirements.lock | deps
 
 bench: venv
 	$(VPY) bench/list_scale.py
+	$(VPY) bench/cli_real.py --fake --create
 
 clean:
 	rm -rf $(VENV) $(DVENV) build dist *.egg-info .pytest_cache

@@ -1,20 +1,73 @@
 """`python -m bootenv` and the `bootenv` console script.
 
-`bootenv --version` alone is answered here, before the CLI is imported:
-it needs nothing but the version, and typer + click are most of what
-starting bootenv costs (under emulation, seconds). Everything else goes
-to the CLI (cli/__init__.py).
+Two kinds of command line are answered here, before typer and click are
+imported (most of what starting bootenv costs: seconds under emulation):
+
+- `bootenv --version` alone: it needs nothing but the version;
+- `bootenv list`, `list -H`, `list --json` and `-l`, with no other
+  argument: read-only, what 42_bootenv, TAB completion and scripts run.
+  The settings come from the environment variables the global options
+  read (BOOTENV_ZFS, ...), the BEs from the same engine, the output from
+  the same formatter (cli/context.py). On any failure nothing has changed,
+  and the full command line runs it again to report it the one way every
+  error is reported (cli/commandline.py).
+
+Everything else goes to the full command line.
 """
 
 import sys
 
+# argv -> (scripted, as_json)
+FAST_LISTS = {
+    ("list",): (False, False),
+    ("-l",): (False, False),
+    ("list", "-H"): (True, False),
+    ("list", "--json"): (False, True),
+}
+
+
+def fast_list(scripted: bool, as_json: bool) -> bool:
+    """Print the BEs as `bootenv list` does; exit as the CLI's boundary
+    does on a BootenvError or ZfsError. Return False on an OSError (the
+    full command line reports it)."""
+    from .cli import context
+    from .errors import BootenvError
+    from .zfs.base import ZfsError
+
+    try:
+        bes = context.Settings.from_environment().engine().list()
+        text = context.format_bes(bes, scripted=scripted, as_json=as_json)
+        if text is not None:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+    except (BootenvError, ZfsError) as exc:
+        message, code = context.failure(exc)
+        try:
+            print(f"bootenv: {message}", file=sys.stderr)
+        except OSError:
+            pass  # stderr is gone too: the exit code is all that is left
+        sys.exit(code)
+    except OSError:
+        return False
+    return True
+
 
 def main() -> None:
-    if sys.argv[1:] == ["--version"]:
+    argv = tuple(sys.argv[1:])
+    if argv == ("--version",):
         from . import __version__
 
         print(f"bootenv {__version__}")
         return
+    if argv in FAST_LISTS:
+        try:
+            if fast_list(*FAST_LISTS[argv]):
+                return
+        except KeyboardInterrupt:
+            from .errors import EXIT_INTERRUPTED
+
+            print("bootenv: interrupted", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
     from .cli import main as cli_main
 
     cli_main()

@@ -4,7 +4,9 @@ asked, dry run, progress), and output (BEs as table, -H or JSON). Command module
 each other (cli/__init__.py registers them).
 
 Nothing heavy is imported here: the engine, the backends, python-apt and
-tabulate are imported by the commands that need them.
+tabulate are imported by the commands that need them, and click only by
+the functions that use it, so bootenv/__main__.py's fast `list` (no
+typer, no click) can use Settings and format_bes.
 """
 
 from __future__ import annotations
@@ -15,9 +17,6 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
-
-import click
-import typer
 
 from ..errors import Aborted, NotRoot
 from ..plan import Plan
@@ -39,6 +38,19 @@ class Settings:
     dry_run: bool = False  # the global -n/--dry-run: every subcommand honours it or refuses
     yes: bool = False  # the global -y/--yes: never ask
     _engine: object = field(default=None, repr=False)
+
+    @classmethod
+    def from_environment(cls) -> "Settings":
+        """The settings a command line with no global options makes: the
+        environment variables those options read (an empty one is unset,
+        as click has it)."""
+        env = os.environ
+        return cls(
+            zfs=env.get("BOOTENV_ZFS") or None,
+            be_root=env.get("BOOTENV_BE_ROOT") or None,
+            running=env.get("BOOTENV_RUNNING") or None,
+            bootloader=env.get("BOOTENV_BOOTLOADER") or None,
+        )
 
     def engine(self):
         """Build the Engine once, on first use (imports the backend)."""
@@ -73,6 +85,21 @@ class Settings:
         return (self.zfs or "").startswith("fake:")
 
 
+def failure(exc: Exception) -> tuple[str, int]:
+    """The one line (after `bootenv: `) and the exit code the user gets for
+    a BootenvError or ZfsError (man/bootenv.8, EXIT STATUS)."""
+    from ..errors import EXIT_FAILURE, EXIT_NO_ZFS, EXIT_PERMISSION, BootenvError
+    from ..zfs.base import PermissionDenied, ZfsUnavailable
+
+    if isinstance(exc, BootenvError):
+        return str(exc), exc.exit_code
+    if isinstance(exc, PermissionDenied):
+        return f"{exc} (try sudo)", EXIT_PERMISSION
+    if isinstance(exc, ZfsUnavailable):
+        return str(exc), EXIT_NO_ZFS
+    return f"ZFS: {exc}", EXIT_FAILURE
+
+
 def settings(ctx: typer.Context) -> Settings:
     """The Settings the global options made (on the root context)."""
     return ctx.find_root().obj
@@ -86,6 +113,8 @@ def is_dry_run(ctx: typer.Context, dry_run: bool = False) -> bool:
 def refuse_dry_run(ctx: typer.Context, command: str) -> None:
     """A command that has no dry run refuses the global -n (exit 2) rather
     than act: a dry run is always dry."""
+    import click
+
     if settings(ctx).dry_run:
         raise click.UsageError(f"'{command}' has no dry run: -n/--dry-run cannot be used with it")
 
@@ -142,6 +171,8 @@ def apply(
 
 
 def show(plan: Plan, prefix: str = "") -> None:
+    import click
+
     click.echo(plan.summary + (" (dry run: nothing changes)" if prefix else ""))
     for note in plan.notes:
         click.echo(f"  {note}")
@@ -151,12 +182,16 @@ def show(plan: Plan, prefix: str = "") -> None:
 
 def progress(total: int) -> Callable[[int, int, str], None]:
     def report(number: int, _total: int, text: str) -> None:
+        import click
+
         click.echo(f"[{number}/{total}] {text}", err=True)
 
     return report
 
 
 def confirm(question: str) -> None:
+    import click
+
     if not stdin_is_tty():
         raise Aborted("confirmation needed but stdin is not a terminal: re-run with -y to proceed")
     if not click.confirm(question, default=False):
@@ -165,31 +200,41 @@ def confirm(question: str) -> None:
 
 def say(line: str) -> None:
     """A line for the user that is not the command's output (stderr)."""
+    import click
+
     click.echo(line, err=True)
 
 
 # ---------------------------------------------------------------- output
 
 
-def print_bes(bes: list, *, scripted: bool = False, as_json: bool = False, fields: Optional[str] = None) -> None:
-    """Print BEs as `list` does: a table, -H lines (only `fields` when
-    given), or JSON (output.py; tabulate is imported for the table only)."""
+def format_bes(bes: list, *, scripted: bool = False, as_json: bool = False, fields: Optional[str] = None) -> Optional[str]:
+    """BEs as `list` prints them: a table, -H lines (only `fields` when
+    given), or JSON (output.py; tabulate is imported for the table only).
+    None when there is nothing to print (-H of no BEs). Raise ValueError
+    for an unknown field."""
     from . import output
 
     if as_json:
-        click.echo(output.to_json(bes))
-    elif scripted and fields is not None:
-        try:
-            chosen = output.parse_fields(fields)
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
-        if bes:
-            click.echo(output.fields_separated(bes, chosen))
-    elif scripted:
-        if bes:
-            click.echo(output.tab_separated(bes))
-    else:
-        click.echo(output.table(bes))
+        return output.to_json(bes)
+    if scripted and fields is not None:
+        chosen = output.parse_fields(fields)
+        return output.fields_separated(bes, chosen) if bes else None
+    if scripted:
+        return output.tab_separated(bes) if bes else None
+    return output.table(bes)
+
+
+def print_bes(bes: list, *, scripted: bool = False, as_json: bool = False, fields: Optional[str] = None) -> None:
+    """Print BEs as `list` does (format_bes)."""
+    import click
+
+    try:
+        text = format_bes(bes, scripted=scripted, as_json=as_json, fields=fields)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if text is not None:
+        click.echo(text)
 
 
 def be_as_dict(be) -> dict:
@@ -201,6 +246,8 @@ def be_as_dict(be) -> dict:
 
 def print_json(data: object) -> None:
     """Print JSON the way every --json does (indented)."""
+    import click
+
     import json
 
     click.echo(json.dumps(data, indent=2))

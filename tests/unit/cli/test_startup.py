@@ -116,6 +116,24 @@ def test_a_read_only_command_is_one_zfs_list_and_at_most_one_zpool(bootenv_proce
         assert "tabulate" not in got["imported"], "tabulate is for the table only"
     if argv[0] == "list" and "--json" not in argv:
         assert "be4" in got["stdout"]
+    if argv[0] in ("list", "-l"):
+        # The plain list forms never need typer (bootenv/__main__.py) ...
+        assert "typer" not in got["imported"] and "click" not in got["imported"]
+        # ... and print what the full command line prints.
+        full = bootenv_process("--zfs", backend, *argv, backend=backend)
+        assert "typer" in full["imported"] and full["code"] == 0
+        assert full["stdout"] == got["stdout"]
+
+
+def test_the_fast_list_fails_as_the_command_line_does(bootenv_process, cmds):  # noqa: F811 (fixture)
+    cmds.replies.insert(0, {"prefix": ["zfs", "list"], "stdout": "", "stderr": "permission denied\n", "rc": 1})
+    cmds._save()
+    fast = bootenv_process("list", backend="cli")
+    full = bootenv_process("--zfs", "cli", "list", backend="cli")
+    assert "typer" not in fast["imported"] and "typer" in full["imported"]
+    assert fast["code"] == full["code"] == 5
+    first = fast["stderr"].splitlines()[0]
+    assert first == full["stderr"].splitlines()[0] and first.startswith("bootenv: ") and "permission denied" in first
 
 
 def test_version_alone_imports_no_cli(bootenv_process):
