@@ -4,8 +4,9 @@ Two kinds of command line are answered here, before typer and click are
 imported (most of what starting bootenv costs: seconds under emulation):
 
 - `bootenv --version` alone: it needs nothing but the version;
-- `bootenv list`, `list -H`, `list --json` and `-l`, with no other
-  argument: read-only, what 42_bootenv, TAB completion and scripts run.
+- `bootenv list`, `list -H`, `list -H -o FIELDS`, `list --json` and `-l`,
+  with no other argument: read-only, what 42_bootenv (`-H -o`), TAB
+  completion (`-H`) and scripts run.
   The settings come from the environment variables the global options
   read (BOOTENV_ZFS, ...), the BEs from the same engine, the output from
   the same formatter (cli/context.py). On any failure nothing has changed,
@@ -16,6 +17,7 @@ Everything else goes to the full command line.
 """
 
 import sys
+from typing import Optional
 
 # argv -> (scripted, as_json)
 FAST_LISTS = {
@@ -26,17 +28,17 @@ FAST_LISTS = {
 }
 
 
-def fast_list(scripted: bool, as_json: bool) -> bool:
+def fast_list(scripted: bool, as_json: bool, fields: Optional[str] = None) -> bool:
     """Print the BEs as `bootenv list` does; exit as the CLI's boundary
-    does on a BootenvError or ZfsError. Return False on an OSError (the
-    full command line reports it)."""
+    does on a BootenvError or ZfsError. Return False on an OSError or an
+    unknown field (the full command line reports it)."""
     from .cli import context
     from .errors import BootenvError
     from .zfs.base import ZfsError
 
     try:
         bes = context.Settings.from_environment().engine().list()
-        text = context.format_bes(bes, scripted=scripted, as_json=as_json)
+        text = context.format_bes(bes, scripted=scripted, as_json=as_json, fields=fields)
         if text is not None:
             sys.stdout.write(text + "\n")
             sys.stdout.flush()
@@ -47,7 +49,7 @@ def fast_list(scripted: bool, as_json: bool) -> bool:
         except OSError:
             pass  # stderr is gone too: the exit code is all that is left
         sys.exit(code)
-    except OSError:
+    except (OSError, ValueError):
         return False
     return True
 
@@ -59,9 +61,14 @@ def main() -> None:
 
         print(f"bootenv {__version__}")
         return
+    fast = None
     if argv in FAST_LISTS:
+        fast = (*FAST_LISTS[argv], None)
+    elif len(argv) == 4 and argv[:3] == ("list", "-H", "-o"):
+        fast = (True, False, argv[3])
+    if fast is not None:
         try:
-            if fast_list(*FAST_LISTS[argv]):
+            if fast_list(*fast):
                 return
         except KeyboardInterrupt:
             from .errors import EXIT_INTERRUPTED

@@ -161,6 +161,14 @@ class Engine:
         scan = scan or self.scan()
         return self._bootenv(scan, self._top(scan, name))
 
+    def _reread(self, scan: Scan, name: str) -> BootEnv:
+        """The BE `name` just made, from a listing of its own tree only (not
+        the whole BE root: a checkpoint costs the same with 1 BE or 100);
+        what boots next as `scan` saw it (making a BE does not move it)."""
+        rows = self.zfs.list(self.dataset_of(name), user_props=USER_PROPS)
+        fresh = Scan(self.be_root, {d.name: d for d in rows}, None, scan.next_boot, False, scan.bootfs)
+        return self._bootenv(fresh, self._top(fresh, name))
+
     def snapshots_of(self, name: str) -> list[Snapshot]:
         """Return the snapshots of a BE's top dataset, oldest first."""
         scan = self.scan(snapshots=True)
@@ -273,7 +281,7 @@ class Engine:
         plan.add(f"mark {name} {state}", lambda: self.zfs.set_props(target, {PROP_STATE: state}), kind=Kind.MARK)
 
         def finish() -> None:
-            plan.result = self.get(name)
+            plan.result = self._reread(scan, name)
             self.bootloader.post_create(plan.result)
 
         plan.add("update the boot menu", finish, kind=Kind.BOOTLOADER)

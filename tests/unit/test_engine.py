@@ -395,3 +395,17 @@ def test_trial_finds_the_switch_by_kind_not_by_text(engine, zfs):
     kinds = [s.kind for s in plan.steps]
     record = kinds.index(Kind.TRIAL)
     assert kinds[record + 1] in (Kind.SWITCH, Kind.SET_BOOTFS)
+
+
+def test_create_lists_the_be_root_once_and_then_only_the_new_be(engine, zfs, monkeypatch):
+    """A checkpoint's cost does not grow with the BEs kept: one listing of
+    the BE root to plan it, then the new BE's own tree, never another
+    listing of them all."""
+    for i in range(5):
+        engine.plan_create(f"old{i}").execute()
+    listed = []
+    real = zfs.list
+    monkeypatch.setattr(zfs, "list", lambda root, **kw: listed.append(root) or real(root, **kw))
+    be = engine.plan_create("new").execute()
+    assert be.name == "new" and not be.running and be.origin_be == "debian"
+    assert listed == ["rpool/ROOT", "rpool/ROOT/new"]

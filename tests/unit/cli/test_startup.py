@@ -101,7 +101,13 @@ def bootenv_process(cmds, tmp_path):  # noqa: F811 (fixture)
     return run
 
 
-@pytest.mark.parametrize("argv", [["list"], ["list", "-H"], ["list", "--json"], ["status"], ["status", "--json"], ["-l"]])
+GRUB_FIELDS = "active,running,name,title,dataset,referenced,kernels"  # what 42_bootenv asks for
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["list"], ["list", "-H"], ["list", "--json"], ["list", "-H", "-o", GRUB_FIELDS], ["status"], ["status", "--json"], ["-l"]],
+)
 @pytest.mark.parametrize("backend", ["lzc", "cli"])
 def test_a_read_only_command_is_one_zfs_list_and_at_most_one_zpool(bootenv_process, argv, backend):
     got = bootenv_process(*argv, backend=backend)
@@ -149,3 +155,8 @@ def test_help_imports_no_backend(bootenv_process):
     assert got["code"] == 0 and "Usage" in got["stdout"]
     assert got["started"] == []
     assert set(got["imported"]) <= {"typer", "click"}
+
+
+def test_an_unknown_field_is_the_command_lines_usage_error(bootenv_process):
+    got = bootenv_process("list", "-H", "-o", "name,bogus", backend="cli")
+    assert got["code"] == 2 and "unknown field bogus" in got["stderr"]
