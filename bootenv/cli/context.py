@@ -210,7 +210,7 @@ def say(line: str) -> None:
 
 def format_bes(bes: list, *, scripted: bool = False, as_json: bool = False, fields: Optional[str] = None) -> Optional[str]:
     """BEs as `list` prints them: a table, -H lines (only `fields` when
-    given), or JSON (output.py; tabulate is imported for the table only).
+    given), or JSON (output.py; tabulate only for a table of non-ASCII text).
     None when there is nothing to print (-H of no BEs). Raise ValueError
     for an unknown field."""
     from . import output

@@ -34,8 +34,6 @@ def human_time(epoch: int | None) -> str:
 
 def table(bes: Iterable[BootEnv]) -> str:
     """The `bootenv list` table; A marks what boots next, C what runs now."""
-    from tabulate import tabulate  # only `list` pays for it
-
     rows = [
         (
             "*" if be.active else "",
@@ -47,7 +45,25 @@ def table(bes: Iterable[BootEnv]) -> str:
         )
         for be in bes
     ]
+    if all(cell.isascii() and cell.isprintable() for row in rows for cell in row):
+        return plain_table(rows, COLUMNS)
+    # Wide or combining characters: tabulate measures them (wcwidth).
+    from tabulate import tabulate
+
     return tabulate(rows, headers=COLUMNS, tablefmt="plain", disable_numparse=True)
+
+
+def plain_table(rows: list[tuple[str, ...]], headers: tuple[str, ...]) -> str:
+    """Printable-ASCII cells as tabulate's "plain" format lays them out
+    (disable_numparse: every cell text, left-aligned; each column as wide
+    as its widest cell and at least its header plus two; two spaces
+    between columns; cells stripped, lines right-stripped), without
+    importing tabulate (a start-up cost every `bootenv list` would pay).
+    tests/unit/cli/test_output.py holds it to tabulate's output."""
+    cells = [[c.strip() for c in row] for row in rows]
+    widths = [max([len(h) + 2, *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    lines = [headers, *cells]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
 
 
 def _title(be: BootEnv) -> str:

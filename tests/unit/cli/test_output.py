@@ -49,3 +49,30 @@ def test_json_has_every_field():
     assert data[0]["name"] == "x" and data[0]["used"] == 4096
     assert data[0]["datasets"] == ["rpool/ROOT/x", "rpool/ROOT/x/var"]
     assert data[0]["created_iso"].startswith("2023-11-1")
+
+
+def test_the_plain_table_is_tabulates():
+    """output.plain_table lays printable ASCII out exactly as tabulate's
+    "plain" format (0.8.9 on Debian bookworm, and today's), so `list`
+    needs no tabulate import; other text still goes through tabulate."""
+    import random
+    import string
+
+    from tabulate import tabulate
+
+    from bootenv.cli.output import COLUMNS, plain_table
+
+    rng = random.Random(16)
+    alphabet = string.ascii_letters + string.digits + "   -[]*.:'\"$\\"
+    for _ in range(2000):
+        rows = [
+            tuple("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14))) for _ in COLUMNS)
+            for _ in range(rng.randint(0, 4))
+        ]
+        assert plain_table(rows, COLUMNS) == tabulate(rows, headers=COLUMNS, tablefmt="plain", disable_numparse=True), rows
+    from bootenv.cli.output import human_size, human_time
+
+    title = "\u65e5\u672c\u8a9e \u00e9t\u00e9"  # wide characters: tabulate measures them
+    row = ("*", "*", "debian", title, human_time(1700000000), human_size(4096))
+    want = tabulate([row], headers=COLUMNS, tablefmt="plain", disable_numparse=True)
+    assert table([be("debian", active=True, running=True, title=title)]) == want
