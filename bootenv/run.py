@@ -21,7 +21,6 @@ their own `Runner` (an injected flag, no global state).
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shlex
 import subprocess
@@ -30,7 +29,23 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 from .errors import OperationFailed
 
-log = logging.getLogger("bootenv.run")
+
+
+class _Log:
+    """The "bootenv.run" logger, without importing logging (start-up time a
+    listing need not pay): until something has imported logging (and so
+    could have configured a handler), debug and info lines go nowhere,
+    as they would with an unconfigured logging."""
+
+    def __getattr__(self, name: str):
+        if "logging" not in sys.modules and name in ("debug", "info"):
+            return lambda *args, **kwargs: None
+        import logging
+
+        return getattr(logging.getLogger("bootenv.run"), name)
+
+
+log = _Log()
 
 
 class CommandFailed(OperationFailed):

@@ -24,9 +24,8 @@ so it is made in the admin's namespace (see Engine.mount).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
+from typing import Any
 
 CLONE_NEWNS = 0x00020000
 MS_REC = 0x4000
@@ -35,12 +34,18 @@ MS_PRIVATE = 1 << 18
 _entered = False
 
 
-def _libc() -> ctypes.CDLL:
+def _libc() -> Any:
+    # ctypes only here: a listing never enters a namespace, so never pays for it.
+    import ctypes
+    import ctypes.util
+
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 def _check(result: int, what: str) -> None:
     if result != 0:
+        import ctypes
+
         err = ctypes.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
 

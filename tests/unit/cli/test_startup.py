@@ -1,7 +1,8 @@
 """A read-only command, as a whole process: `bootenv list` (-H, --json) and
 `status` start exactly one `zfs` and at most one `zpool` and nothing else
 (no process per BE, no bootloader probe, no `zfs list` for the BE root's
-existence), and import neither libzfs_core nor python-apt nor tabulate; `--version` imports no typer at all.
+existence), and import neither libzfs_core nor python-apt nor tabulate;
+`--version` imports no typer at all.
 
 The `bootenv` command runs in a fresh interpreter against the recording
 fake zfs/zpool on PATH (tests/unit/zfs/fake_commands.py), with a stand-in
