@@ -120,6 +120,7 @@ def apply(
     dry_run: bool = False,
     ask: Optional[str] = None,
     quiet: bool = False,
+    silent: bool = False,
 ) -> object:
     """Build a plan under the lock, show it, ask if it destroys anything
     (or `ask` is given), then execute it with progress. Return its result.
@@ -128,17 +129,18 @@ def apply(
     yes = yes or settings(ctx).yes
     if dry_run:
         plan = build(settings(ctx).engine())
-        show(plan, prefix="would ")
+        if not silent:
+            show(plan, prefix="would ")
         return None
     with changing(ctx) as current:
         plan = build(current.engine())
-        if not quiet or plan.destroys:
+        if not silent and (not quiet or plan.destroys):
             show(plan)
         question = ask or (f"{plan.summary}?" if plan.destroys else None)
         if question and not yes:
             confirm(question)
         total = len(plan.steps)
-        return plan.execute(progress=None if quiet else progress(total))
+        return plan.execute(progress=None if quiet or silent else progress(total))
 
 
 def show(plan: Plan, prefix: str = "") -> None:
@@ -171,18 +173,51 @@ def say(line: str) -> None:
 # ---------------------------------------------------------------- output
 
 
-def print_bes(bes: list, *, scripted: bool = False, as_json: bool = False) -> None:
+def print_bes(bes: list, *, scripted: bool = False, as_json: bool = False, columns: Optional[str] = None, reclaim=None) -> None:
     """Print BEs as `list` does: a table, -H lines, or JSON (output.py;
-    tabulate is imported only here)."""
+    tabulate is imported only here). `columns`: -o's comma list."""
     from . import output
 
+    chosen = None
+    if columns:
+        try:
+            chosen = output.parse_columns(columns)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
     if as_json:
-        click.echo(output.to_json(bes))
+        click.echo(output.to_json(bes, reclaim))
     elif scripted:
         if bes:
-            click.echo(output.tab_separated(bes))
+            click.echo(output.tab_separated(bes, chosen or output.SCRIPTED, reclaim))
     else:
-        click.echo(output.table(bes))
+        click.echo(output.table(bes, chosen or output.DEFAULT, reclaim))
+
+
+def note_reclaim(plan: Plan) -> Plan:
+    """Add what the plan frees (plan.reclaim) to its notes: per BE and in
+    total, as ZFS computes it for the whole set."""
+    if plan.reclaim is None:
+        return plan
+    per, total = plan.reclaim
+
+    def size(n) -> str:
+        return "unknown (a dependant takes its history)" if n is None else human_size(n)
+
+    if len(per) > 1:
+        plan.notes += [f"frees {name}: {size(n)} (alone)" for name, n in per.items()]
+    plan.notes.append(f"frees in total: {size(total)}" + (" (the whole set, as ZFS counts it)" if len(per) > 1 else ""))
+    return plan
+
+
+def wants_reclaim(columns: Optional[str]) -> bool:
+    """Whether -o asks for RECLAIM (the listing of snapshots it costs)."""
+    return bool(columns) and any(c.strip().lower() == "reclaim" for c in (columns or "").split(","))
+
+
+def human_size(n: int) -> str:
+    from . import output
+
+    return output.human_size(n)
 
 
 def be_as_dict(be) -> dict:

@@ -231,6 +231,17 @@ class ZfsBackend(Protocol):
         (mounted filesystem), SnapshotHeld, DatasetNotFound."""
         ...
 
+    def destroy_preview(self, names: Sequence[str]) -> int:
+        """Given filesystems and snapshots to destroy together, return the
+        bytes destroying them all frees, as ZFS computes it for that set
+        (snapshots of one filesystem: `zfs destroy -nvp fs@a,b,c` in one
+        call, which counts blocks shared between them, where adding each
+        snapshot's `used` does not; a filesystem: its usedbydataset). The
+        set must be closed: a snapshot's clones, a filesystem's snapshots
+        and children are in it too (the engine's destroy plans are).
+        Changes nothing. Raise DatasetNotFound."""
+        ...
+
     def hold(self, snapshot: str, tag: str) -> None:
         """Place a user hold. Raise DatasetExists if the tag is held."""
         ...

@@ -38,8 +38,8 @@ def test_list_table_and_short_form(run):
         result = run(*args)
         assert result.exit_code == 0, result.output
         header, row = result.stdout.splitlines()
-        assert header.split() == ["A", "C", "NAME", "TITLE", "CREATED", "USED"]
-        assert row.split()[:3] == ["*", "*", "debian"]
+        assert header.split() == ["A", "C", "#", "NAME", "TITLE", "CREATED", "USED"]
+        assert row.split()[:4] == ["*", "*", "-", "debian"]
 
 
 def test_list_scripted_and_json(run):

@@ -95,6 +95,10 @@ COMMANDS = {
     ("describe",): ["ck", "a title"],
     ("mount",): ["ck", "{tmp}/m"],
     ("unmount",): ["mounted"],
+    ("rollback",): [],
+    ("prune",): ["-y"],
+    ("keep",): ["ck"],
+    ("unkeep",): ["ck"],
     ("dist-upgrade",): ["-y", "--no-update"],
     ("full-upgrade",): ["-y", "--no-update"],
     ("upgrade",): ["-y", "--no-update"],
@@ -222,6 +226,7 @@ REACHED = {
     "mount": ([["create", "ck"]], ["mount", "ck", "{tmp}/m"]),
     "unmount": ([["create", "ck"], ["mount", "ck", "{tmp}/m"]], ["unmount", "ck"]),
     "private_mounts": ([], ["install", "pkg", "-s", "-y", "--no-update"]),
+    "destroy_preview": ([["create", "ck"]], ["destroy", "ck", "-n"]),
 }
 NOT_REACHED = {"hold", "release"}  # no command takes or drops a hold
 
