@@ -916,21 +916,44 @@ class Engine:
             return None
         return 100.0 * int(free) / int(size)
 
-    def prune_decisions(self, policy: Policy, scan: Optional[Scan] = None) -> tuple[list[Decision], bool, Optional[float]]:
+    def prune_decisions(
+        self, policy: Policy, scan: Optional[Scan] = None, also_protect: Optional[dict[str, str]] = None
+    ) -> tuple[list[Decision], bool, Optional[float]]:
         """(a decision per BE, newest first; space pressure; free %)."""
         scan = scan or self.scan()
         bes = [self._bootenv(scan, top) for top in scan.tops()]
         free = self.free_percent()
-        decisions, pressure = decide(bes, policy, now=int(self.clock()), protected=self.protected(scan), free_percent=free)
+        protected = {**(also_protect or {}), **self.protected(scan)}
+        decisions, pressure = decide(bes, policy, now=int(self.clock()), protected=protected, free_percent=free)
         return decisions, pressure, free
 
-    def plan_prune(self, policy: Optional[Policy] = None, *, reclaim: bool = True) -> Plan:
+    def auto_prune(self, just_taken: str) -> Optional[str]:
+        """The automatic retention after a hook or apt checkpoint: prune
+        by bootenv.conf's policy (never `just_taken`), when auto_prune is
+        on. Return the one line that says what went (None: nothing to
+        say). Raise BootenvError, ZfsError (the caller says it, apt goes on)."""
+        policy = self.policy()
+        if not policy.auto:
+            return None
+        plan = self.plan_prune(policy, reclaim=False, also_protect={just_taken: "just taken"})
+        result: PruneResult = plan.result  # type: ignore[assignment]
+        space = (
+            f" (space: {result.free_percent:.0f}% of {self.pool} free, under the floor of {policy.space_floor}%: down to {policy.keep_min})"
+            if result.pressure and result.free_percent is not None
+            else ""
+        )
+        if not result.destroyed:
+            return f"bootenv: retention: nothing to prune{space}" if space else None
+        plan.execute()
+        return f"bootenv: retention: destroyed {len(result.destroyed)} old checkpoint{'s' if len(result.destroyed) != 1 else ''}: {', '.join(result.destroyed)}{space}"
+
+    def plan_prune(self, policy: Optional[Policy] = None, *, reclaim: bool = True, also_protect: Optional[dict[str, str]] = None) -> Plan:
         """Plan destroying what the retention policy lets go, as one
         destroy plan (dependants promoted as destroy does). `plan.result`
         is a PruneResult; the plan has no step when nothing goes."""
         policy = policy or self.policy()
         scan = self.scan(snapshots=True)
-        decisions, pressure, free = self.prune_decisions(policy, scan)
+        decisions, pressure, free = self.prune_decisions(policy, scan, also_protect)
         doomed = [d.be.name for d in decisions if d.action == DESTROY]
         notes = []
         if pressure:
