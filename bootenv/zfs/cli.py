@@ -311,6 +311,16 @@ class ZfsCommands:
             else:
                 filesystems.append(name)
         total = 0
+        if names:
+            # One listing: every name exists (DatasetNotFound names the
+            # first that does not: `zfs destroy fs@a,b` skips a missing
+            # one silently), and the filesystems' usedbydataset.
+            out = self._zfs("list", "-H", "-p", "-o", "name,usedbydataset", "-t", "filesystem,volume,snapshot", *dict.fromkeys(names), name=names[0])
+            wanted = set(filesystems)
+            for line in out.splitlines():
+                name, _, value = line.partition("\t")
+                if name in wanted and value.strip().isdigit():
+                    total += int(value)
         for fs, snapnames in snaps.items():
             # One dry run per filesystem over all its snapshots: ZFS sums
             # lzc_snaprange_space over the runs, counting shared blocks once.
@@ -319,9 +329,6 @@ class ZfsCommands:
             spec = f"{fs}@{','.join(snapnames)}"
             out = self._zfs("destroy", "-n", "-v", "-p", "-R", spec, name=spec)
             total += parse_reclaim(out)
-        if filesystems:
-            out = self._zfs("get", "-H", "-p", "-o", "value", "usedbydataset", *filesystems, name=filesystems[0])
-            total += sum(int(v) for v in out.split() if v.isdigit())
         return total
 
     def holds(self, snapshot: str) -> frozenset[str]:
