@@ -633,7 +633,10 @@ class Engine:
             plan.add(f"update the boot menu" + ("" if len(order) == 1 else f" ({name})"), lambda n=name: self.bootloader.post_destroy(n), kind=Kind.BOOTLOADER)
         plan.result = bes[wanted[0]] if single else [bes[n] for n in order]
         if reclaim:
-            plan.reclaim = self.reclaim(order, scan)
+            try:
+                plan.reclaim = self.reclaim(order, scan)
+            except ZfsError as exc:  # the figure is for people: never a reason not to destroy
+                plan.notes.append(f"cannot tell what this frees: {exc}")
         return plan
 
     def _destroy_order(self, scan: Scan, trees: dict[str, list[str]]) -> list[str]:

@@ -276,3 +276,13 @@ def test_auto_prune_after_checkpoints_keeps_the_count_bounded(engine, zfs, clock
     conf.write_text("auto_prune = no\n")
     be = make(engine, "h99", kind="hook")
     assert engine.auto_prune(be.name) is None and len(engine.list()) == 6
+
+
+def test_a_failing_preview_never_stops_a_destroy(engine, zfs):
+    from bootenv.zfs.base import ZfsError
+
+    make(engine, "a")
+    zfs.fail_next("destroy_preview", ZfsError("pool is busy"))
+    plan = engine.plan_destroy("a", reclaim=True)
+    assert plan.reclaim is None and plan.notes[-1].startswith("cannot tell what this frees")
+    plan.execute()
