@@ -585,7 +585,9 @@ class Engine:
 
     # ------------------------------------------------------------ destroy
 
-    def plan_destroy(self, names, *, scan: Optional[Scan] = None, summary: Optional[str] = None, reclaim: bool = False) -> Plan:
+    def plan_destroy(
+        self, names, *, scan: Optional[Scan] = None, summary: Optional[str] = None, reclaim: bool = False, strict: bool = False
+    ) -> Plan:
         """Plan destroying BE `names` (one name, or several: one plan) and
         the snapshots that go with them.
 
@@ -599,7 +601,9 @@ class Engine:
         BEs: dependants inside the set are destroyed before what they
         depend on, and only BEs outside the set inherit. Refuse if a
         snapshot to destroy has holds. Raise BeNotFound / Refused.
-        `plan.result` is the BE (one name) or the list of BEs.
+        `plan.result` is the BE (one name) or the list of BEs. `reclaim`:
+        set plan.reclaim, what it frees (a ZfsError reading it is a note,
+        unless `strict`: a dry run, whose output the figure is).
         """
         single = isinstance(names, str)
         wanted = [names] if single else list(dict.fromkeys(names))
@@ -636,6 +640,8 @@ class Engine:
             try:
                 plan.reclaim = self.reclaim(order, scan)
             except ZfsError as exc:  # the figure is for people: never a reason not to destroy
+                if strict:
+                    raise
                 plan.notes.append(f"cannot tell what this frees: {exc}")
         return plan
 
@@ -950,7 +956,9 @@ class Engine:
         plan.execute()
         return f"bootenv: retention: destroyed {len(result.destroyed)} old checkpoint{'s' if len(result.destroyed) != 1 else ''}: {', '.join(result.destroyed)}{space}"
 
-    def plan_prune(self, policy: Optional[Policy] = None, *, reclaim: bool = True, also_protect: Optional[dict[str, str]] = None) -> Plan:
+    def plan_prune(
+        self, policy: Optional[Policy] = None, *, reclaim: bool = True, strict: bool = False, also_protect: Optional[dict[str, str]] = None
+    ) -> Plan:
         """Plan destroying what the retention policy lets go, as one
         destroy plan (dependants promoted as destroy does). `plan.result`
         is a PruneResult; the plan has no step when nothing goes."""
@@ -965,7 +973,7 @@ class Engine:
                 f"pruning down to the newest {policy.keep_min} automatic checkpoints"
             )
         if doomed:
-            plan = self.plan_destroy(doomed, scan=scan, summary=f"Prune {len(doomed)} boot environment{'s' if len(doomed) != 1 else ''}", reclaim=reclaim)
+            plan = self.plan_destroy(doomed, scan=scan, summary=f"Prune {len(doomed)} boot environment{'s' if len(doomed) != 1 else ''}", reclaim=reclaim, strict=strict)
         else:
             plan = Plan("Prune: nothing to destroy")
         plan.notes[:0] = notes

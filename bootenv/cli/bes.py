@@ -85,9 +85,11 @@ def destroy(
 ) -> None:
     """Destroy BEs and the snapshots only they need (asks first)."""
 
+    dry = context.is_dry_run(ctx, dry_run)
+
     def build(engine):
         chosen = engine.select_many(list(names))
-        plan = engine.plan_destroy(chosen[0] if len(chosen) == 1 else chosen, reclaim=True)
+        plan = engine.plan_destroy(chosen[0] if len(chosen) == 1 else chosen, reclaim=True, strict=dry)
         context.note_reclaim(plan)
         return plan
 

@@ -60,8 +60,10 @@ def prune(
         "prune_manual": "yes" if manual else None,
     }
 
+    dry = context.is_dry_run(ctx, dry_run)
+
     def build(engine):
-        plan = engine.plan_prune(engine.policy({k: v for k, v in overrides.items() if v is not None}))
+        plan = engine.plan_prune(engine.policy({k: v for k, v in overrides.items() if v is not None}), strict=dry)
         if not as_json:
             context.note_reclaim(plan)
             plan.notes[:0] = prune_table(plan.result)
@@ -69,7 +71,6 @@ def prune(
 
     if as_json:
         # JSON: the plan (what goes, why, what it frees), then the outcome.
-        dry = context.is_dry_run(ctx, dry_run)
         holder = {}
 
         def capture(engine):
