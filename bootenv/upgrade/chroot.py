@@ -2,7 +2,7 @@
 
 `Chroot(engine, name)` is a context manager: on entry it moves bootenv
 into a mount namespace of its own (zfs/mountns.py: every mount there is
-private), mounts the BE in it (engine.mount, under /run/bootenv/NAME),
+a slave of the host's, so nothing mounted there reaches anyone), mounts the BE in it (engine.mount, under /run/bootenv/NAME),
 bind-mounts /dev /proc /sys /run into it recursively, and installs a
 `usr/sbin/policy-rc.d` that exits 101 so maintainer scripts start no
 services. Nothing of this is seen by any other mount namespace: not by the
@@ -104,8 +104,8 @@ class Chroot:
         for source in self.binds:
             target = os.path.join(self.path, source.lstrip("/"))
             os.makedirs(target, exist_ok=True)
-            # In bootenv's private namespace: the binds are private copies,
-            # so unmounting them can never propagate to the host's mounts.
+            # In bootenv's own namespace the binds are slaves: unmounting
+            # them can never propagate to the host's mounts.
             self.runner.run(["mount", "--rbind", source, target], mutating=True)
             self._undo.append((f"unmount {target}", lambda t=target: self._umount(t)))
         self._install_policy()

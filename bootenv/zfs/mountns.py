@@ -12,9 +12,11 @@ restarts -- while the admin's own /proc/self/mountinfo shows nothing.
 So every mount bootenv makes for itself (the sandbox chroot, the
 bootloader drivers' look inside a BE) is made after
 `enter_private_namespace()`: the process moves into a new mount namespace
-whose mounts are all private (MS_REC|MS_PRIVATE on /). Nothing mounted
-there propagates anywhere, nothing mounted elsewhere propagates in, and
-when bootenv exits -- even on kill -9 -- the kernel drops the namespace
+whose mounts are all slaves of the host's (MS_REC|MS_SLAVE on /). Nothing
+mounted there propagates anywhere (a slave sends nothing to its master),
+while what the host mounts meanwhile still reaches it (an ESP that systemd
+automounts on first access, say: with MS_PRIVATE bootenv would wait on an
+automount whose mount it could never see). When bootenv exits -- even on kill -9 -- the kernel drops the namespace
 and every mount in it: no residue to clean up. Processes bootenv starts
 (mount, chroot, apt, update-grub) inherit it.
 
@@ -30,7 +32,7 @@ import os
 
 CLONE_NEWNS = 0x00020000
 MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
 
 _entered = False
 
@@ -47,7 +49,7 @@ def _check(result: int, what: str) -> None:
 
 def enter_private_namespace() -> None:
     """Move this process into a mount namespace of its own in which every
-    mount is private. Idempotent. Raise OSError if the kernel refuses
+    mount is a slave of the host's: bootenv's mounts reach no one. Idempotent. Raise OSError if the kernel refuses
     (not root, or a container that forbids it)."""
     global _entered
     if _entered:
@@ -58,7 +60,7 @@ def enter_private_namespace() -> None:
         unshare(CLONE_NEWNS)
     else:
         _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+    _check(libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None), "mount --make-rslave /")
     _entered = True
 
 

@@ -8,12 +8,9 @@ import json
 
 import pytest
 
-from bootenv import cli
-from bootenv.cli import apt as cli_apt
 from bootenv.cli import context
 from bootenv.apt.fake import FakePackages, fake_plan
 from bootenv.apt.model import AptLocked, HeldPackages, UnknownPackage, UpdateFailed
-from bootenv.upgrade.chroot import Chroot
 from bootenv.errors import (
     EXIT_ABORTED,
     EXIT_BUSY,
@@ -24,20 +21,6 @@ from bootenv.errors import (
 )
 
 from ..conftest import pool
-from ..recording_runner import RecordingRunner
-
-
-@pytest.fixture
-def apt(monkeypatch, tmp_path):
-    """The fake package manager the CLI gets; tests set its behaviour."""
-    box = {"packages": FakePackages(), "runner": RecordingRunner()}
-    monkeypatch.setattr(cli_apt, "open_packages", lambda: box["packages"])
-    monkeypatch.setattr(
-        cli_apt,
-        "open_chroot",
-        lambda settings: lambda engine, name: Chroot(engine, name, runner=box["runner"], path=str(tmp_path / "mnt" / name)),
-    )
-    return box
 
 
 def bes(run):

@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from bootenv import cli
 from bootenv.cli import context
 from bootenv.errors import (
     EXIT_ABORTED,

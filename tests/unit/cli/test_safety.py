@@ -14,9 +14,6 @@ import click
 import pytest
 
 from bootenv import cli
-from bootenv.cli import apt as cli_apt
-from bootenv.apt.fake import FakePackages
-from bootenv.upgrade.chroot import Chroot
 from bootenv.errors import (
     EXIT_FAILURE,
     EXIT_NO_ZFS,
@@ -28,20 +25,6 @@ from bootenv.zfs.base import DatasetBusy, PermissionDenied, ZfsBackend, ZfsUnava
 from bootenv.zfs.fake import FakeZfs
 
 from ..conftest import Clock, build_system, pool
-from ..recording_runner import RecordingRunner
-
-
-@pytest.fixture
-def apt(monkeypatch, tmp_path):
-    """A fake package manager and a chroot that runs nothing."""
-    box = {"packages": FakePackages(), "runner": RecordingRunner()}
-    monkeypatch.setattr(cli_apt, "open_packages", lambda: box["packages"])
-    monkeypatch.setattr(
-        cli_apt,
-        "open_chroot",
-        lambda settings: lambda engine, name: Chroot(engine, name, runner=box["runner"], path=str(tmp_path / "mnt" / name)),
-    )
-    return box
 
 
 def one_line(result) -> str:

@@ -3,32 +3,16 @@ answers from a script of canned replies; the `cmds` and `zfs` fixtures."""
 
 from __future__ import annotations
 
-import errno
 import json
 import stat
 import sys
-import types
 
 import pytest
 
-from bootenv.zfs import factory
 from bootenv.zfs.base import (
     LIST_PROPERTIES,
-    CrossPool,
-    DatasetBusy,
-    DatasetExists,
-    DatasetNotFound,
-    HasDependents,
-    InvalidName,
-    InvalidProperty,
-    NoSpace,
-    NotAClone,
-    PermissionDenied,
-    SnapshotHeld,
-    ZfsError,
-    ZfsUnavailable,
 )
-from bootenv.zfs.cli import ZfsCommands, error_from_stderr, parse_list, parse_mountinfo, unescape_mountinfo
+from bootenv.zfs.cli import ZfsCommands
 from bootenv.run import Runner
 
 # ------------------------------------------------------------------ fakes

@@ -4,15 +4,9 @@ stderr -> ZfsError table, mountinfo and dry-run, against a recording fake
 
 from __future__ import annotations
 
-import errno
-import json
-import stat
-import sys
-import types
 
 import pytest
 
-from bootenv.zfs import factory
 from bootenv.zfs.base import (
     LIST_PROPERTIES,
     CrossPool,

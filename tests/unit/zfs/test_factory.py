@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import errno
-import json
-import stat
 import sys
 import types
 
@@ -12,23 +9,9 @@ import pytest
 
 from bootenv.zfs import factory
 from bootenv.zfs.base import (
-    LIST_PROPERTIES,
-    CrossPool,
-    DatasetBusy,
-    DatasetExists,
-    DatasetNotFound,
-    HasDependents,
-    InvalidName,
-    InvalidProperty,
-    NoSpace,
-    NotAClone,
-    PermissionDenied,
-    SnapshotHeld,
-    ZfsError,
     ZfsUnavailable,
 )
-from bootenv.zfs.cli import ZfsCommands, error_from_stderr, parse_list, parse_mountinfo, unescape_mountinfo
-from bootenv.run import Runner
+from bootenv.zfs.cli import ZfsCommands
 from .fake_commands import FakeCommands, cmds, row, zfs  # noqa: F401 (fixtures)
 from .fake_lzc import fake_lzc_module, lzc  # noqa: F401 (fixtures)
 

@@ -4,16 +4,10 @@ stand-in module (fake_lzc.py) and the recording fake `zfs`."""
 from __future__ import annotations
 
 import errno
-import json
-import stat
-import sys
-import types
 
 import pytest
 
-from bootenv.zfs import factory
 from bootenv.zfs.base import (
-    LIST_PROPERTIES,
     CrossPool,
     DatasetBusy,
     DatasetExists,
@@ -21,14 +15,11 @@ from bootenv.zfs.base import (
     HasDependents,
     InvalidName,
     InvalidProperty,
-    NoSpace,
-    NotAClone,
     PermissionDenied,
     SnapshotHeld,
     ZfsError,
-    ZfsUnavailable,
 )
-from bootenv.zfs.cli import ZfsCommands, error_from_stderr, parse_list, parse_mountinfo, unescape_mountinfo
+from bootenv.zfs.cli import ZfsCommands
 from bootenv.run import Runner
 from .fake_commands import FakeCommands, cmds, row, zfs  # noqa: F401 (fixtures)
 from .fake_lzc import fake_lzc_module, lzc  # noqa: F401 (fixtures)
