@@ -628,7 +628,9 @@ class Engine:
             promotions, heirs = self._plan_promotions(plan, scan, tree, members)
             doomed += self._plan_own_destroys(plan, scan, tree, promotions)
             doomed += self._plan_leftover_origins(plan, scan, tree, promotions, heirs, members)
-        held = {s: tags for s in doomed if (tags := self.zfs.holds(s))}
+        # The listing's userrefs says which snapshots have holds: ask for
+        # the tags of those only (no `zfs holds` per snapshot).
+        held = {s: tags for s in doomed if self._may_be_held(scan, s) and (tags := self.zfs.holds(s))}
         if held:
             which = "; ".join(f"{s} (holds: {', '.join(sorted(t))})" for s, t in held.items())
             what = wanted[0] if len(wanted) == 1 else ", ".join(order)
@@ -644,6 +646,12 @@ class Engine:
                     raise
                 plan.notes.append(f"cannot tell what this frees: {exc}")
         return plan
+
+    @staticmethod
+    def _may_be_held(scan: Scan, snapshot: str) -> bool:
+        row = scan.datasets.get(snapshot)
+        refs = row.props.get("userrefs") if row is not None else None
+        return not (refs is not None and refs.isdigit() and int(refs) == 0)
 
     def _destroy_order(self, scan: Scan, trees: dict[str, list[str]]) -> list[str]:
         """The BEs of a set in an order that destroys a clone before the BE

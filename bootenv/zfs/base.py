@@ -31,6 +31,7 @@ LIST_PROPERTIES: tuple[str, ...] = (
     "mountpoint",
     "canmount",
     "mounted",
+    "userrefs",  # snapshots: the number of user holds ('-', absent, on a filesystem)
 )
 
 
