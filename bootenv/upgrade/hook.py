@@ -178,8 +178,8 @@ def pre_invoke(
             command=frontend.cmdline,
             state=STATE_UNFINISHED_APT,
         ).execute()
+        _remember(state, frontend.run_id, be.name)  # first: whatever retention meets, one checkpoint a run
         retention = auto_prune(engine, be.name)
-    _remember(state, frontend.run_id, be.name)
     say(f"bootenv: checkpoint {be.name} taken before this apt run (to go back: bootenv activate {be.name})")
     if retention:
         say(retention)
