@@ -51,7 +51,7 @@ from .model import (
     validate_title,
 )
 from .plan import Kind, Plan
-from .retention import DESTROY, Decision, Policy, decide, parse_duration
+from .retention import DESTROY, KEEP, Decision, Policy, decide, parse_duration
 from .zfs.base import Dataset, ZfsBackend, ZfsError, parent_of, pool_of
 
 DEFAULT_MOUNT_BASE = "/run/bootenv"
@@ -965,7 +965,13 @@ class Engine:
         return f"bootenv: retention: destroyed {len(result.destroyed)} old checkpoint{'s' if len(result.destroyed) != 1 else ''}: {', '.join(result.destroyed)}{space}"
 
     def plan_prune(
-        self, policy: Optional[Policy] = None, *, reclaim: bool = True, strict: bool = False, also_protect: Optional[dict[str, str]] = None
+        self,
+        policy: Optional[Policy] = None,
+        *,
+        reclaim: bool = True,
+        strict: bool = False,
+        also_protect: Optional[dict[str, str]] = None,
+        only: Optional[list[str]] = None,
     ) -> Plan:
         """Plan destroying what the retention policy lets go, as one
         destroy plan (dependants promoted as destroy does). `plan.result`
@@ -973,6 +979,11 @@ class Engine:
         policy = policy or self.policy()
         scan = self.scan(snapshots=True)
         decisions, pressure, free = self.prune_decisions(policy, scan, also_protect)
+        if only is not None:
+            # Selectors (names, ranges, ages) narrow what may go; the policy
+            # and every refusal still decide.
+            chosen = set(self.select_many(only, scan))
+            decisions = [d if d.be.name in chosen or d.action != DESTROY else Decision(d.be, KEEP, "not selected") for d in decisions]
         doomed = [d.be.name for d in decisions if d.action == DESTROY]
         notes = []
         if pressure:

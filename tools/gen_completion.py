@@ -40,6 +40,7 @@ ARGUMENTS: Dict[tuple, str] = {
     ("activate", "name"): "be",
     ("destroy", "names"): "be",
     ("keep", "name"): "be",
+    ("prune", "selectors"): "be",
     ("unkeep", "name"): "be",
     ("rename", "old"): "be",
     ("describe", "name"): "be",

@@ -4,7 +4,7 @@ imports context only."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import click
 import typer
@@ -41,6 +41,7 @@ def rollback(
 
 def prune(
     ctx: typer.Context,
+    selectors: Optional[List[str]] = typer.Argument(None, metavar="[BE]...", help="Only these may go (names, generations, ranges 3..7, ages 30d: older than); the policy still decides."),
     keep_auto: Optional[int] = typer.Option(None, "--keep", metavar="N", help="Keep the newest N automatic checkpoints (keep_auto)."),
     keep_age: Optional[str] = typer.Option(None, "--keep-age", metavar="AGE", help="Keep automatic checkpoints younger than AGE: 30d, 12h, 2w (keep_age)."),
     keep_min: Optional[int] = typer.Option(None, "--keep-min", metavar="M", help="Keep at least the newest M whatever their age or the space (keep_min)."),
@@ -63,7 +64,8 @@ def prune(
     dry = context.is_dry_run(ctx, dry_run)
 
     def build(engine):
-        plan = engine.plan_prune(engine.policy({k: v for k, v in overrides.items() if v is not None}), strict=dry)
+        policy = engine.policy({k: v for k, v in overrides.items() if v is not None})
+        plan = engine.plan_prune(policy, strict=dry, only=list(selectors) if selectors else None)
         if not as_json:
             context.note_reclaim(plan)
             plan.notes[:0] = prune_table(plan.result)

@@ -286,3 +286,13 @@ def test_a_failing_preview_never_stops_a_destroy(engine, zfs):
     plan = engine.plan_destroy("a", reclaim=True)
     assert plan.reclaim is None and plan.notes[-1].startswith("cannot tell what this frees")
     plan.execute()
+
+
+def test_prune_narrowed_by_selectors(engine, clock):
+    for i in range(6):
+        make(engine, f"h{i}", kind="hook")
+        clock.tick(86400)
+    plan = engine.plan_prune(Policy(keep_auto=2, keep_min=0), only=["1..2", "h3"])
+    assert sorted(plan.result.destroyed) == ["h0", "h1", "h3"]
+    assert {d.be.name: d.reason for d in plan.result.decisions}["h2"] == "not selected"
+    assert engine.plan_prune(Policy(keep_auto=2, keep_min=0), only=["4d"]).result.destroyed == ["h1", "h0"]
