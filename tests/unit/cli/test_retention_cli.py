@@ -31,7 +31,7 @@ def test_list_shows_generations_and_columns(run):
     assert result.stdout.splitlines()[0].split() == ["#", "NAME", "RECLAIM"]
     assert json.loads(run("list", "--json", "-o", "reclaim").stdout)[1]["reclaim"] == 0
     bad = run("list", "-o", "nope")
-    assert bad.exit_code == EXIT_USAGE and "unknown column" in bad.output
+    assert bad.exit_code == EXIT_USAGE and "unknown column" in bad.stderr
 
 
 def test_destroy_several_asked_once_with_what_it_frees(run):
