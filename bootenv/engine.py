@@ -270,6 +270,8 @@ class Engine:
             return [name]
         if text.startswith("@"):
             return [self._special(scan, bes, text)]
+        if text.startswith("-") and not text[1:].isdigit():
+            raise UsageError(f"no such option: {text} (a selector counting back is -N, e.g. -1)")
         if text.startswith("-") and text[1:].isdigit():
             running = next((be for be in bes if be.running), None)
             if running is None or running.generation is None:

@@ -11,6 +11,7 @@ import typer
 from . import context
 
 
+SELECTOR_ARGS = {"ignore_unknown_options": True}
 SELECTOR_HELP = "NAME, generation N, -1 (the one before the running), @running, @next, @last-good; =NAME for a name that reads as a number."
 
 
@@ -146,5 +147,8 @@ def unmount(ctx: typer.Context, name: str = typer.Argument(..., help="The BE."))
 def register(app: typer.Typer) -> None:
     """Add the BE commands to the bootenv app."""
     app.command("list")(list_cmd)
-    for command in (create, activate, destroy, rename, describe, mount, unmount):
-        app.command()(command)
+    app.command()(create)
+    for command in (activate, destroy, rename, describe, mount, unmount):
+        # A selector may be `-1` (the generation before the running one):
+        # an unknown option is an argument, and the selector says what is wrong.
+        app.command(context_settings=SELECTOR_ARGS)(command)

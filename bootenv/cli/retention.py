@@ -137,5 +137,6 @@ def unkeep(ctx: typer.Context, name: str = typer.Argument(..., help="The BE to u
 
 def register(app: typer.Typer) -> None:
     """Add rollback, prune, keep, unkeep to the bootenv app."""
-    for command in (rollback, prune, keep, unkeep):
-        app.command()(command)
+    app.command()(rollback)
+    for command in (prune, keep, unkeep):
+        app.command(context_settings={"ignore_unknown_options": True})(command)  # selectors like -1

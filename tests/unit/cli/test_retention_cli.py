@@ -74,3 +74,16 @@ def test_prune_json_and_keep(run, state):
     assert result.exit_code == 0, result.output
     assert "Pruned" in result.stdout
     assert names(run) == ["debian"]
+
+
+def test_minus_one_is_a_selector_not_an_option(run, state):
+    make(run, "a", "b")
+    assert run("activate", "b").exit_code == 0
+    zfs = FakeZfs.load(state)
+    zfs.reboot("rpool")
+    zfs.save(state)
+    result = run("activate", "-n", "-1")
+    assert result.exit_code == 0, result.output
+    assert "Activate boot environment a" in result.stdout
+    typo = run("activate", "--onec")
+    assert typo.exit_code == EXIT_USAGE and "no such option: --onec" in typo.stderr
