@@ -28,17 +28,20 @@ FAST_LISTS = {
 }
 
 
-def fast_list(scripted: bool, as_json: bool, fields: Optional[str] = None) -> bool:
+def fast_list(scripted: bool, as_json: bool, columns: Optional[str] = None) -> bool:
     """Print the BEs as `bootenv list` does; exit as the CLI's boundary
-    does on a BootenvError or ZfsError. Return False on an OSError or an
-    unknown field (the full command line reports it)."""
+    does on a BootenvError or ZfsError. Return False on an OSError, an
+    unknown column, or a column the plain listing cannot fill (reclaim:
+    the full command line does it, or reports it)."""
     from .cli import context
     from .errors import BootenvError
     from .zfs.base import ZfsError
 
+    if context.wants_reclaim(columns):
+        return False
     try:
         bes = context.Settings.from_environment().engine().list()
-        text = context.format_bes(bes, scripted=scripted, as_json=as_json, fields=fields)
+        text = context.format_bes(bes, scripted=scripted, as_json=as_json, columns=columns)
         if text is not None:
             sys.stdout.write(text + "\n")
             sys.stdout.flush()

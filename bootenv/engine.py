@@ -24,7 +24,13 @@ from .boot.base import Bootloader
 from .errors import BeExists, BeNotFound, NoZfsRoot, OperationFailed, Refused, UsageError
 from .model import (
     PROP_COMMAND,
+    PROP_GENERATION,
+    PROP_KEEP,
+    PROP_LAST_GOOD,
+    PROP_NEXT_GENERATION,
     PROP_NS,
+    PROP_ROLLBACK_AT,
+    PROP_ROLLBACK_FROM,
     PROP_CREATED,
     PROP_KERNELS,
     PROP_KIND,
@@ -46,9 +52,32 @@ from .model import (
     validate_title,
 )
 from .plan import Kind, Plan
+from .retention import DESTROY, KEEP, Decision, Policy, decide, parse_duration
 from .zfs.base import Dataset, DatasetNotFound, ZfsBackend, ZfsError, parent_of, pool_of
 
 DEFAULT_MOUNT_BASE = "/run/bootenv"
+
+
+@dataclass
+class PruneResult:
+    decisions: list[Decision]  # every BE, newest first
+    pressure: bool  # pool free below the floor
+    free_percent: Optional[float]
+    destroyed: list[str]  # the names that go
+
+
+def rollback_notes(running: BootEnv, target: BootEnv, why: str) -> list[str]:
+    """What a rollback changes at the next boot, for people."""
+    def label(be: BootEnv) -> str:
+        gen = f"generation {be.generation}, " if be.generation is not None else ""
+        when = datetime.fromtimestamp(be.created).strftime("%Y-%m-%d %H:%M") if be.created else "unknown time"
+        return f"{be.name} ({gen}{be.kind or 'manual'}, {when}{', ' + repr(be.title) if be.title else ''})"
+
+    return [
+        f"at the next boot: {label(target)}",
+        f"instead of: {label(running)}",
+        f"why this one: {why}",
+    ]
 
 
 @dataclass
@@ -204,6 +233,11 @@ class Engine:
             mounted=top.props.get("mounted") == "yes",
             children=tuple(scan.tree(top.name)[1:]),
             kernels=top.user(PROP_KERNELS),
+            generation=_int(top.user(PROP_GENERATION)),
+            keep=top.user(PROP_KEEP) == "yes",
+            ours=any(top.user(p) is not None for p in USER_PROPS),
+            rollback_from=top.user(PROP_ROLLBACK_FROM),
+            rollback_at=_int(top.user(PROP_ROLLBACK_AT)),
         )
 
     def _snapshot(self, scan: Scan, snap: Dataset) -> Snapshot:
@@ -215,6 +249,97 @@ class Engine:
             holds=0,
             ours=snap.user(PROP_SNAPSHOT) == "yes",
         )
+
+    # ------------------------------------------------------------ selectors
+
+    def select(self, selector: str, scan: Optional[Scan] = None) -> str:
+        """Given a selector naming one BE, return the BE's name.
+
+          NAME        a BE by name (`=NAME` for a name that reads as a selector: =2026)
+          N           generation N
+          -K          the K-th generation before the running BE's (-1: the one before)
+          @running    the running BE; @next: the one that boots next;
+          @last-good  the one the last confirmed boot ran (bootenv confirm)
+
+        Raise BeNotFound, UsageError (a range or an age names several)."""
+        names = self._select(selector, scan or self.scan(), many=False)
+        return names[0]
+
+    def select_many(self, selectors: list[str], scan: Optional[Scan] = None) -> list[str]:
+        """Given selectors (those of `select`, plus ranges `3..7` of
+        generations and ages `30d`: every BE older than that), return the
+        names they choose, each once, in the order given. Raise BeNotFound
+        when one chooses nothing, UsageError."""
+        scan = scan or self.scan()
+        out: list[str] = []
+        for selector in selectors:
+            for name in self._select(selector, scan, many=True):
+                if name not in out:
+                    out.append(name)
+        return out
+
+    def _select(self, selector: str, scan: Scan, *, many: bool) -> list[str]:
+        bes = [self._bootenv(scan, top) for top in scan.tops()]
+        by_gen = {be.generation: be.name for be in bes if be.generation is not None}
+        text = selector.strip()
+        if text.startswith("="):
+            name = text[1:]
+            self._top(scan, name)
+            return [name]
+        if text.startswith("@"):
+            return [self._special(scan, bes, text)]
+        if text.startswith("-") and not text[1:].isdigit():
+            raise UsageError(f"no such option: {text} (a selector counting back is -N, e.g. -1)")
+        if text.startswith("-") and text[1:].isdigit():
+            running = next((be for be in bes if be.running), None)
+            if running is None or running.generation is None:
+                raise BeNotFound(f"{text}: the running boot environment has no generation to count back from")
+            older = sorted((g for g in by_gen if g < running.generation), reverse=True)
+            back = int(text[1:])
+            if back == 0:
+                return [running.name]
+            if back > len(older):
+                raise BeNotFound(f"{text}: there are only {len(older)} generations before the running one ({running.generation})")
+            return [by_gen[older[back - 1]]]
+        if text.isdigit():
+            if int(text) not in by_gen:
+                hint = f" (the BE named {text!r} is '={text}')" if self.dataset_of(text) in scan.datasets else ""
+                raise BeNotFound(f"no boot environment of generation {text}{hint}")
+            return [by_gen[int(text)]]
+        low, dots, high = text.partition("..")
+        if dots and (low.isdigit() or not low) and (high.isdigit() or not high) and (low or high):
+            if not many:
+                raise UsageError(f"{text} names a range of generations: name one boot environment here")
+            lo, hi = int(low or 0), int(high) if high else max(by_gen, default=0)
+            chosen = [by_gen[g] for g in sorted(by_gen) if lo <= g <= hi]
+            if not chosen:
+                raise BeNotFound(f"no boot environment of a generation in {text}")
+            return chosen
+        if text[:-1].isdigit() and text[-1:] in "smhdw" and self.dataset_of(text) not in scan.datasets:
+            if not many:
+                raise UsageError(f"{text} is an age (every BE older than it): name one boot environment here")
+            cutoff = int(self.clock()) - parse_duration(text)
+            chosen = [be.name for be in bes if be.created is not None and be.created < cutoff]
+            if not chosen:
+                raise BeNotFound(f"no boot environment older than {text}")
+            return chosen
+        self._top(scan, text)
+        return [text]
+
+    def _special(self, scan: Scan, bes: list[BootEnv], text: str) -> str:
+        if text == "@running":
+            found = next((be.name for be in bes if be.running), None)
+        elif text == "@next":
+            found = next((be.name for be in bes if be.active), None)
+        elif text == "@last-good":
+            found = self.zfs.get_props(self.be_root, [PROP_LAST_GOOD]).get(PROP_LAST_GOOD)
+            if found and self.dataset_of(found) not in scan.datasets:
+                raise BeNotFound(f"@last-good is {found}, which no longer exists")
+        else:
+            raise UsageError(f"unknown selector {text!r} (known: @running, @next, @last-good)")
+        if not found:
+            raise BeNotFound(f"no boot environment is {text[1:]} here")
+        return found
 
     # ------------------------------------------------------------ create
 
@@ -261,7 +386,14 @@ class Engine:
         clones = [(f"{ds}@{snapname}", target + ds[len(src_top.name) :]) for ds in tree]
         check_dataset_names(snaps, f"cannot create {name}")
         meta = self._checkpoint_meta(title=title, kind=kind, origin_be=src_name, command=command)
+        generation = self._next_generation(scan)
+        meta[PROP_GENERATION] = str(generation)
         plan = Plan(f"Create boot environment {name} from {src_name}")
+        plan.add(
+            f"take generation {generation} (set {PROP_NEXT_GENERATION}={generation + 1} on {self.be_root})",
+            lambda: self.zfs.set_props(self.be_root, {PROP_NEXT_GENERATION: str(generation + 1)}),
+            kind=Kind.GENERATION,
+        )
         plan.add(
             f"snapshot {', '.join(snaps)}",
             lambda: self.zfs.snapshot(snaps, {PROP_SNAPSHOT: "yes"}),
@@ -286,6 +418,14 @@ class Engine:
 
         plan.add("update the boot menu", finish, kind=Kind.BOOTLOADER)
         return plan
+
+    def _next_generation(self, scan: Scan) -> int:
+        """The generation a new BE gets: the BE root's counter (set there
+        locally, never inherited by a BE: it has its own name), and never
+        below one more than any BE has (a counter lost or set back)."""
+        counter = _int(self.zfs.get_props(self.be_root, [PROP_NEXT_GENERATION]).get(PROP_NEXT_GENERATION)) or 1
+        highest = max((_int(top.user(PROP_GENERATION)) or 0 for top in scan.tops()), default=0)
+        return max(counter, highest + 1)
 
     def _create_source(self, scan: Scan, source: Optional[str]) -> Dataset:
         """The top dataset a checkpoint is taken of: `source`, or the
@@ -465,8 +605,11 @@ class Engine:
 
     # ------------------------------------------------------------ destroy
 
-    def plan_destroy(self, name: str) -> Plan:
-        """Plan destroying BE `name` and the snapshots that go with it.
+    def plan_destroy(
+        self, names, *, scan: Optional[Scan] = None, summary: Optional[str] = None, reclaim: bool = False, strict: bool = False
+    ) -> Plan:
+        """Plan destroying BE `names` (one name, or several: one plan) and
+        the snapshots that go with them.
 
         Refuse the running BE and the next-boot BE. If other BEs were
         cloned from its snapshots, promote the dependent cloned from the
@@ -474,46 +617,126 @@ class Engine:
         other dependents are re-pointed (zfs-promote(8)), so no BE loses
         its origin. Then destroy the BE's own remaining snapshots and
         datasets (deepest first) and the origin snapshot it no longer
-        needs, if bootenv took it and nothing else depends on it. Refuse
-        if a snapshot to destroy has holds. Raise BeNotFound / Refused.
+        needs, if bootenv took it and nothing else depends on it. Several
+        BEs: dependants inside the set are destroyed before what they
+        depend on, and only BEs outside the set inherit. Refuse if a
+        snapshot to destroy has holds. Raise BeNotFound / Refused.
+        `plan.result` is the BE (one name) or the list of BEs. `reclaim`:
+        set plan.reclaim, what it frees (a ZfsError reading it is a note,
+        unless `strict`: a dry run, whose output the figure is).
         """
-        scan = self.scan(snapshots=True)
-        top = self._top(scan, name)
-        be = self._bootenv(scan, top)
-        self._refuse_destroy(be, top)
-        tree = scan.tree(top.name)
-        plan = Plan(f"Destroy boot environment {name}")
-        promotions, heirs = self._plan_promotions(plan, scan, tree)
-        doomed = self._plan_own_destroys(plan, scan, tree, promotions)
-        doomed += self._plan_leftover_origins(plan, scan, tree, promotions, heirs)
-        held = {s: tags for s in doomed if (tags := self.zfs.holds(s))}
+        single = isinstance(names, str)
+        wanted = [names] if single else list(dict.fromkeys(names))
+        if not wanted:
+            raise UsageError("no boot environment to destroy")
+        scan = scan or self.scan(snapshots=True)
+        protected = self.protected(scan)
+        bes: dict[str, BootEnv] = {}
+        for name in wanted:
+            top = self._top(scan, name)
+            be = self._bootenv(scan, top)
+            self._refuse_destroy(be, top, protected)
+            bes[name] = be
+        trees = {name: scan.tree(bes[name].dataset) for name in wanted}
+        members = {ds for tree in trees.values() for ds in tree}
+        order = self._destroy_order(scan, trees)
+        title = f"Destroy boot environment {wanted[0]}" if len(wanted) == 1 else f"Destroy {len(wanted)} boot environments: {', '.join(order)}"
+        plan = Plan(summary or title)
+        doomed: list[str] = []
+        for name in order:
+            tree = trees[name]
+            promotions, heirs = self._plan_promotions(plan, scan, tree, members)
+            doomed += self._plan_own_destroys(plan, scan, tree, promotions)
+            doomed += self._plan_leftover_origins(plan, scan, tree, promotions, heirs, members)
+        # The listing's userrefs says which snapshots have holds: ask for
+        # the tags of those only (no `zfs holds` per snapshot).
+        held = {s: tags for s in doomed if self._may_be_held(scan, s) and (tags := self.zfs.holds(s))}
         if held:
             which = "; ".join(f"{s} (holds: {', '.join(sorted(t))})" for s, t in held.items())
-            raise Refused(f"cannot destroy {name}: snapshot has user holds: {which}")
-        plan.add("update the boot menu", lambda: self.bootloader.post_destroy(name), kind=Kind.BOOTLOADER)
-        plan.result = be
+            what = wanted[0] if len(wanted) == 1 else ", ".join(order)
+            raise Refused(f"cannot destroy {what}: snapshot has user holds: {which}")
+        for name in order:
+            plan.add(f"update the boot menu" + ("" if len(order) == 1 else f" ({name})"), lambda n=name: self.bootloader.post_destroy(n), kind=Kind.BOOTLOADER)
+        plan.result = bes[wanted[0]] if single else [bes[n] for n in order]
+        if reclaim:
+            try:
+                plan.reclaim = self.reclaim(order, scan)
+            except ZfsError as exc:  # the figure is for people: never a reason not to destroy
+                if strict:
+                    raise
+                plan.notes.append(f"cannot tell what this frees: {exc}")
         return plan
 
-    def _refuse_destroy(self, be: BootEnv, top: Dataset) -> None:
+    @staticmethod
+    def _may_be_held(scan: Scan, snapshot: str) -> bool:
+        row = scan.datasets.get(snapshot)
+        refs = row.props.get("userrefs") if row is not None else None
+        return not (refs is not None and refs.isdigit() and int(refs) == 0)
+
+    def _destroy_order(self, scan: Scan, trees: dict[str, list[str]]) -> list[str]:
+        """The BEs of a set in an order that destroys a clone before the BE
+        its origin snapshot belongs to (newest first among the free)."""
+        owner = {ds: name for name, tree in trees.items() for ds in tree}
+        needs: dict[str, set[str]] = {name: set() for name in trees}  # name -> BEs that must go first
+        for name, tree in trees.items():
+            for ds in tree:
+                origin = scan.datasets[ds].origin
+                other = owner.get(origin.split("@", 1)[0]) if origin else None
+                if other and other != name:
+                    needs[other].add(name)
+        order: list[str] = []
+        left = sorted(trees, key=lambda n: scan.datasets[self.dataset_of(n)].createtxg, reverse=True)
+        while left:
+            free = next((n for n in left if not (needs[n] - set(order))), left[0])
+            order.append(free)
+            left.remove(free)
+        return order
+
+    def protected(self, scan: Scan) -> dict[str, str]:
+        """The BEs nothing may destroy (name -> why): running, next boot,
+        the pool's bootfs, last good, in a trial boot. Two reads for all."""
+        out: dict[str, str] = {}
+        root = self.zfs.get_props(self.be_root, [PROP_TRIAL_BE, PROP_TRIAL_FALLBACK, PROP_LAST_GOOD])
+        bootfs = self.zfs.pool_get(self.pool, "bootfs")
+        for name, why in (
+            (root.get(PROP_LAST_GOOD), "last good (the last confirmed boot)"),
+            (root.get(PROP_TRIAL_FALLBACK), "trial boot"),
+            (root.get(PROP_TRIAL_BE), "trial boot"),
+            (self.name_of(bootfs) if bootfs and is_be_top(self.be_root, bootfs) else None, "the default (bootfs)"),
+            (self.name_of(scan.next_boot) if scan.next_boot else None, "boots next"),
+            (self.name_of(scan.running) if scan.running else None, "running"),
+        ):
+            if name:
+                out[name] = why
+        return out
+
+    def _refuse_destroy(self, be: BootEnv, top: Dataset, protected: Optional[dict[str, str]] = None) -> None:
         """Refuse to destroy the running BE, the next boot, the pool's
-        bootfs and a BE that takes part in a trial boot."""
+        bootfs and a BE that takes part in a trial boot. (Last good is
+        protected from prune only: destroy names a BE explicitly.)"""
         name = be.name
         if be.running:
             raise Refused(f"{name} is the running boot environment; boot another one first")
         if be.active:
             raise Refused(f"{name} boots next; activate another boot environment first")
-        if self.zfs.pool_get(self.pool, "bootfs") == top.name:
+        if protected is None:
+            bootfs = self.zfs.pool_get(self.pool, "bootfs")
+            is_default = bootfs == top.name
+            trial = set(self.zfs.get_props(self.be_root, [PROP_TRIAL_BE, PROP_TRIAL_FALLBACK]).values())
+        else:
+            is_default = protected.get(name) == "the default (bootfs)"
+            trial = {name} if protected.get(name) == "trial boot" else set()
+        if is_default:
             raise Refused(f"{name} is the default boot environment (bootfs); activate another one first")
-        trial = self.zfs.get_props(self.be_root, [PROP_TRIAL_BE, PROP_TRIAL_FALLBACK])
-        if name in trial.values():
+        if name in trial:
             raise Refused(f"{name} takes part in a trial boot; confirm it or run 'bootenv fallback' first")
 
-    def _plan_promotions(self, plan: Plan, scan: Scan, tree: list[str]) -> tuple[dict[str, Dataset], dict[str, str]]:
+    def _plan_promotions(self, plan: Plan, scan: Scan, tree: list[str], members: set[str]) -> tuple[dict[str, Dataset], dict[str, str]]:
         """Phase 1: decide every promotion before acting. Per dataset of the
         BE, the dependent clone (outside this BE) of the newest snapshot
         takes the history. Return (our dataset -> the snapshot its heir was
-        cloned from, our dataset -> the heir)."""
-        members = set(tree)
+        cloned from, our dataset -> the heir). `members`: every dataset
+        the plan destroys (no heir among them)."""
         promotions: dict[str, Dataset] = {}
         heirs: dict[str, str] = {}
         for ds in tree:
@@ -552,13 +775,12 @@ class Engine:
         return doomed
 
     def _plan_leftover_origins(
-        self, plan: Plan, scan: Scan, tree: list[str], promotions: dict[str, Dataset], heirs: dict[str, str]
+        self, plan: Plan, scan: Scan, tree: list[str], promotions: dict[str, Dataset], heirs: dict[str, str], members: set[str]
     ) -> list[str]:
         """Phase 3: the origin snapshot each dataset leaves behind (after a
         promotion, the heir's copy of the snapshot it was cloned from),
         destroyed if bootenv took it and no other BE depends on it. Return
         the snapshots destroyed, as named now."""
-        members = set(tree)
         doomed: list[str] = []
         for ds in tree:
             if ds in promotions:
@@ -640,6 +862,220 @@ class Engine:
             kind=Kind.SET_PROPS,
         )
         return plan
+
+    def plan_keep(self, name: str, keep: bool = True) -> Plan:
+        """Plan pinning a BE (prune never takes it) or unpinning it."""
+        scan = self.scan()
+        top = self._top(scan, name)
+        if keep:
+            plan = Plan(f"Keep {name} (prune never takes it)")
+            plan.add(f"set {PROP_KEEP}=yes on {top.name}", lambda: self.zfs.set_props(top.name, {PROP_KEEP: "yes"}), kind=Kind.SET_PROPS)
+        else:
+            plan = Plan(f"Unpin {name} (prune may take it again)")
+            if top.user(PROP_KEEP) is None:
+                plan.notes.append(f"{name} is not pinned")
+            else:
+                plan.add(f"clear {PROP_KEEP} on {top.name}", lambda: self.zfs.inherit(top.name, PROP_KEEP), kind=Kind.SET_PROPS)
+        return plan
+
+    # ------------------------------------------------------------ rollback
+
+    def rollback_target(self, scan: Optional[Scan] = None) -> tuple[BootEnv, BootEnv, str]:
+        """The BE `bootenv rollback` goes back to from the running one, as
+        (running, target, why): of the last change's checkpoint (the
+        newest BE taken from the running one), the BE the running one
+        came from (origin-be) and the BE a rollback to the running one
+        came from (so rolling back a rollback returns), the most recent
+        event wins; failing all, the generation before the running one.
+        Raise Refused when nothing runs here, BeNotFound when there is
+        nothing to go back to."""
+        scan = scan or self.scan()
+        bes = [self._bootenv(scan, top) for top in scan.tops()]
+        by_name = {be.name: be for be in bes}
+        running = next((be for be in bes if be.running), None)
+        if running is None:
+            raise Refused("no running boot environment here: nothing to roll back from (use activate)")
+        events: list[tuple[int, int, BootEnv, str]] = []  # (when, tie, target, why)
+        for be in bes:
+            if be.origin_be == running.name and be.name != running.name and be.state != STATE_PENDING:
+                events.append((be.created or 0, 1, be, f"the checkpoint taken from {running.name} before its last change"))
+        if running.origin_be in by_name and running.origin_be != running.name:
+            events.append((running.created or 0, 0, by_name[running.origin_be], f"{running.name} was made from it"))
+        if running.rollback_from in by_name and running.rollback_from != running.name:
+            events.append((running.rollback_at or 0, 2, by_name[running.rollback_from], f"{running.name} was rolled back to from it"))
+        if events:
+            _when, _tie, target, why = max(events, key=lambda e: (e[0], e[1], e[2].generation or 0))
+            return running, target, why
+        if running.generation is not None:
+            older = [be for be in bes if be.generation is not None and be.generation < running.generation]
+            if older:
+                return running, max(older, key=lambda be: be.generation or 0), "the generation before the running one"
+        raise BeNotFound(f"nothing to roll back to: no boot environment came before {running.name}")
+
+    def rollback_step(self, plan: Plan, running: BootEnv, target: BootEnv) -> None:
+        """Add the step that records the rollback on its target."""
+        now = str(int(self.clock()))
+        plan.add(
+            f"record on {target.name} that it was rolled back to from {running.name}",
+            lambda: self.zfs.set_props(target.dataset, {PROP_ROLLBACK_FROM: running.name, PROP_ROLLBACK_AT: now}),
+            kind=Kind.ROLLBACK,
+        )
+
+    def plan_rollback(self) -> Plan:
+        """Plan going back to rollback_target(): activate it and record
+        where it came from. The plan's notes say what the next boot
+        changes. Raise Refused / BeNotFound."""
+        scan = self.scan()
+        running, target, why = self.rollback_target(scan)
+        plan = self.plan_activate(target.name)
+        plan.summary = f"Roll back from {running.name} to {target.name}"
+        plan.notes[:0] = rollback_notes(running, target, why)
+        self.rollback_step(plan, running, target)
+        return plan
+
+    # ------------------------------------------------------------ prune
+
+    def policy(self, overrides: Optional[dict[str, str]] = None) -> Policy:
+        """The retention policy of bootenv.conf, with `overrides` (the same
+        keys, from the command line) winning. Raise UsageError."""
+        from . import config
+
+        return Policy.from_settings({**config.read(), **(overrides or {})})
+
+    @staticmethod
+    def rollback_notes(running: BootEnv, target: BootEnv, why: str) -> list[str]:
+        return rollback_notes(running, target, why)
+
+    def free_percent(self) -> Optional[float]:
+        """The pool's free space in percent of its size (None if unknown)."""
+        size, free = self.zfs.pool_get(self.pool, "size"), self.zfs.pool_get(self.pool, "free")
+        if not (size and free and size.isdigit() and free.isdigit() and int(size)):
+            return None
+        return 100.0 * int(free) / int(size)
+
+    def prune_decisions(
+        self, policy: Policy, scan: Optional[Scan] = None, also_protect: Optional[dict[str, str]] = None
+    ) -> tuple[list[Decision], bool, Optional[float]]:
+        """(a decision per BE, newest first; space pressure; free %)."""
+        scan = scan or self.scan()
+        bes = [self._bootenv(scan, top) for top in scan.tops()]
+        free = self.free_percent()
+        protected = {**(also_protect or {}), **self.protected(scan)}
+        decisions, pressure = decide(bes, policy, now=int(self.clock()), protected=protected, free_percent=free)
+        return decisions, pressure, free
+
+    def auto_prune(self, just_taken: str) -> Optional[str]:
+        """The automatic retention after a hook or apt checkpoint: prune
+        by bootenv.conf's policy (never `just_taken`), when auto_prune is
+        on. Return the one line that says what went (None: nothing to
+        say). Raise BootenvError, ZfsError (the caller says it, apt goes on)."""
+        policy = self.policy()
+        if not policy.auto:
+            return None
+        plan = self.plan_prune(policy, reclaim=False, also_protect={just_taken: "just taken"})
+        result: PruneResult = plan.result  # type: ignore[assignment]
+        space = (
+            f" (space: {result.free_percent:.0f}% of {self.pool} free, under the floor of {policy.space_floor}%: down to {policy.keep_min})"
+            if result.pressure and result.free_percent is not None
+            else ""
+        )
+        if not result.destroyed:
+            return f"bootenv: retention: nothing to prune{space}" if space else None
+        plan.execute()
+        return f"bootenv: retention: destroyed {len(result.destroyed)} old checkpoint{'s' if len(result.destroyed) != 1 else ''}: {', '.join(result.destroyed)}{space}"
+
+    def plan_prune(
+        self,
+        policy: Optional[Policy] = None,
+        *,
+        reclaim: bool = True,
+        strict: bool = False,
+        also_protect: Optional[dict[str, str]] = None,
+        only: Optional[list[str]] = None,
+    ) -> Plan:
+        """Plan destroying what the retention policy lets go, as one
+        destroy plan (dependants promoted as destroy does). `plan.result`
+        is a PruneResult; the plan has no step when nothing goes."""
+        policy = policy or self.policy()
+        scan = self.scan(snapshots=True)
+        decisions, pressure, free = self.prune_decisions(policy, scan, also_protect)
+        if only is not None:
+            # Selectors (names, ranges, ages) narrow what may go; the policy
+            # and every refusal still decide.
+            chosen = set(self.select_many(only, scan))
+            decisions = [d if d.be.name in chosen or d.action != DESTROY else Decision(d.be, KEEP, "not selected") for d in decisions]
+        doomed = [d.be.name for d in decisions if d.action == DESTROY]
+        notes = []
+        if pressure:
+            notes.append(
+                f"space pressure: {free:.0f}% of pool {self.pool} is free, below the floor of {policy.space_floor}%: "
+                f"pruning down to the newest {policy.keep_min} automatic checkpoints"
+            )
+        if doomed:
+            plan = self.plan_destroy(doomed, scan=scan, summary=f"Prune {len(doomed)} boot environment{'s' if len(doomed) != 1 else ''}", reclaim=reclaim, strict=strict)
+        else:
+            plan = Plan("Prune: nothing to destroy")
+        plan.notes[:0] = notes
+        plan.result = PruneResult(decisions, pressure, free, doomed)
+        return plan
+
+    # ------------------------------------------------------------ space
+
+    def reclaim_alone(self, scan: Optional[Scan] = None) -> dict[str, Optional[int]]:
+        """What destroying each BE alone frees (list -o reclaim), from one
+        listing with snapshots and no further query: its own `used` plus
+        its origin snapshot's `used` when that goes too (None when its
+        destroy would promote a dependant)."""
+        scan = scan or self.scan(snapshots=True)
+        out: dict[str, Optional[int]] = {}
+        for top in scan.tops():
+            name = self.name_of(top.name) or top.name
+            out[name] = self.reclaim([name], scan, query=False)[0][name]
+        return out
+
+    def reclaim(self, names: list[str], scan: Optional[Scan] = None, *, query: bool = True) -> tuple[dict[str, Optional[int]], Optional[int]]:
+        """What destroying BEs `names` together frees, as ZFS computes it
+        for that set (one space query per pool): (per BE, total). A BE
+        whose destroy promotes a dependant (its history moves, it does not
+        go) has no exact figure of its own (None), and makes the total
+        None too."""
+        scan = scan or self.scan(snapshots=True)
+        trees = {name: scan.tree(self.dataset_of(name)) for name in names}
+        members = {ds for tree in trees.values() for ds in tree}
+        sets: dict[str, Optional[list[str]]] = {}
+        for name, tree in trees.items():
+            doomed: list[str] = []
+            for ds in tree:
+                for snap in scan.snapshots.get(ds, []):
+                    if any(c not in members for c in scan.clones.get(snap.name, [])):
+                        sets[name] = None
+                        break
+                    doomed.append(snap.name)
+                if sets.get(name, 1) is None:
+                    break
+                doomed.append(ds)
+                origin = scan.datasets[ds].origin
+                if origin and origin in scan.datasets and origin.split("@")[0] not in members:
+                    if scan.datasets[origin].user(PROP_SNAPSHOT) == "yes" and all(c in members for c in scan.clones.get(origin, [])):
+                        doomed.append(origin)
+            if sets.get(name, 1) is not None:
+                sets[name] = doomed
+        exact = [n for n in names if sets[n] is not None]
+        whole = [x for n in exact for x in sets[n]]  # type: ignore[union-attr]
+        total = self.zfs.destroy_preview(whole) if query and whole and len(exact) == len(names) else None
+        per: dict[str, Optional[int]] = {}
+        for n in names:
+            doomed = sets[n]
+            if doomed is None:
+                per[n] = None
+            else:
+                # Alone: its own `used` (data, snapshots, children) plus
+                # what its origin snapshot alone holds if that goes too.
+                top = scan.datasets[self.dataset_of(n)]
+                per[n] = top.number("used") + sum(scan.datasets[x].number("used") for x in doomed if "@" in x and x.split("@")[0] not in members)
+        if len(names) == 1:
+            per[names[0]] = total if total is not None else per[names[0]]
+        return per, total
 
     # ------------------------------------------------------------ mount
 
@@ -729,3 +1165,7 @@ class Engine:
         except ZfsError as exc:
             raise OperationFailed(f"unmount {name}: {exc}") from exc
 
+
+
+def _int(value: Optional[str]) -> Optional[int]:
+    return int(value) if value and value.isdigit() else None

@@ -24,6 +24,19 @@ PROP_SNAPSHOT = PROP_NS + "snapshot"
 # engine must not destroy the BEs of.
 PROP_TRIAL_BE = PROP_NS + "trial-be"  # the BE booted once on trial
 PROP_TRIAL_FALLBACK = PROP_NS + "trial-fallback"  # the default it comes back to
+PROP_LAST_GOOD = PROP_NS + "last-good"  # the BE the last confirmed boot ran (trial.py)
+# On a BE: its generation, given once at create from the BE root's counter.
+PROP_GENERATION = PROP_NS + "generation"
+# On the BE root: the next generation to give (never reused: it survives
+# destroying the newest BE). Named apart from PROP_GENERATION because user
+# properties on the BE root are inherited by every BE under it.
+PROP_NEXT_GENERATION = PROP_NS + "next-generation"
+# On a BE: `yes` pins it (bootenv keep): prune never takes it.
+PROP_KEEP = PROP_NS + "keep"
+# On a BE: set by `bootenv rollback` on the BE it goes back to: the BE it
+# came back from and when (epoch seconds), so rolling back a rollback returns.
+PROP_ROLLBACK_FROM = PROP_NS + "rollback-from"
+PROP_ROLLBACK_AT = PROP_NS + "rollback-at"
 
 # On a BE's top: what its boot menu entry needs without mounting it (the
 # GRUB driver and contrib/grub.d/42_bootenv, boot/kernels.py):
@@ -41,6 +54,10 @@ USER_PROPS: tuple[str, ...] = (
     PROP_PACKAGES,
     PROP_SNAPSHOT,
     PROP_KERNELS,
+    PROP_GENERATION,
+    PROP_KEEP,
+    PROP_ROLLBACK_FROM,
+    PROP_ROLLBACK_AT,
 )
 
 KINDS = ("manual", "apt", "hook")
@@ -181,6 +198,11 @@ class BootEnv:
     mounted: bool  # mounted now (at / when running, else by `bootenv mount`)
     children: tuple[str, ...]  # descendant datasets (a deep BE)
     kernels: str | None = None  # org.bootenv:kernels: what its boot menu entry needs
+    generation: int | None = None  # org.bootenv:generation (None: made before generations)
+    keep: bool = False  # pinned (bootenv keep): prune never takes it
+    ours: bool = True  # made by bootenv (it carries org.bootenv: properties)
+    rollback_from: str | None = None
+    rollback_at: int | None = None
 
     @property
     def flags(self) -> str:

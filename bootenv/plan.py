@@ -37,6 +37,8 @@ class Kind:
     DESTROY = "destroy"
     RENAME = "rename"
     SET_PROPS = "set-props"
+    GENERATION = "generation"  # take a generation number from the BE root's counter
+    ROLLBACK = "rollback"  # record where a rollback came from (so it can be rolled back)
     TRIAL = "trial"  # trial.py's bookkeeping on the BE root
     OTHER = "other"
 
@@ -56,6 +58,8 @@ class Plan:
     steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # shown before asking
     result: object = None  # what the operation returns when done
+    # What destroying it frees, as ZFS computes it: ({BE: bytes or None}, total or None)
+    reclaim: Optional[tuple[dict[str, Optional[int]], Optional[int]]] = None
 
     def add(
         self, text: str, action: Action, undo: Optional[Action] = None, destroys: bool = False, *, kind: str = Kind.OTHER

@@ -57,6 +57,7 @@ from .model import (
     PROP_NS,
     PROP_TRIAL_BE,
     PROP_TRIAL_FALLBACK,
+    PROP_LAST_GOOD,
     STATE_COMPLETE,
     STATE_FAILED,
     STATE_PENDING,
@@ -72,7 +73,6 @@ PROP_TRIAL_STATE = PROP_NS + "trial-state"  # armed | booted
 PROP_TRIAL_BOOTS = PROP_NS + "trial-boots"
 PROP_TRIAL_BOOT_ID = PROP_NS + "trial-boot-id"
 PROP_TRIAL_SINCE = PROP_NS + "trial-since"
-PROP_LAST_GOOD = PROP_NS + "last-good"
 TRIAL_PROPS = (PROP_TRIAL_BE, PROP_TRIAL_STATE, PROP_TRIAL_FALLBACK, PROP_TRIAL_BOOTS, PROP_TRIAL_BOOT_ID, PROP_TRIAL_SINCE)
 ROOT_PROPS = (*TRIAL_PROPS, PROP_LAST_GOOD)
 # On each BE's top dataset: the outcome of its last trial or confirm.

@@ -29,6 +29,8 @@ VALUES: Dict[tuple, str] = {
     ("", "--zfs"): "=auto lzc cli fake:",
     ("", "--bootloader"): "=auto bootfs grub systemd-boot zfsbootmenu",
     ("create", "--from"): "be",
+    ("list", "-o"): "=active running gen name title created used reclaim kind state origin keep",
+    ("list", "--columns"): "=active running gen name title created used reclaim kind state origin keep",
 }
 
 # What a positional argument completes to, by (command path, parameter
@@ -36,7 +38,10 @@ VALUES: Dict[tuple, str] = {
 # install completes) and "installed" (an installed one).
 ARGUMENTS: Dict[tuple, str] = {
     ("activate", "name"): "be",
-    ("destroy", "name"): "be",
+    ("destroy", "names"): "be",
+    ("keep", "name"): "be",
+    ("prune", "selectors"): "be",
+    ("unkeep", "name"): "be",
     ("rename", "old"): "be",
     ("describe", "name"): "be",
     ("mount", "name"): "be",
@@ -149,6 +154,10 @@ _bootenv_complete_kind() {
     local kind=$1 cur=$2
     case $kind in
         be)
+            if [[ $cur == @* ]]; then  # selectors (bootenv(8), SELECTORS)
+                COMPREPLY=($(compgen -W "@running @next @last-good" -- "$cur"))
+                return
+            fi
             local -a BES
             _bootenv_bes
             COMPREPLY=($(compgen -W "${BES[*]}" -- "$cur")) ;;

@@ -17,28 +17,20 @@ import os
 import shutil
 from typing import Optional
 
+from .. import config
 from ..errors import UsageError
 from .base import Bootloader
 from .efivars import LOADER_GUID, loader_var
 
 KNOWN = ("auto", "bootfs", "grub", "systemd-boot", "zfsbootmenu", "recording")
-CONFIG = "/etc/bootenv/bootenv.conf"
+CONFIG = config.PATH
 EFI_GUID = LOADER_GUID  # systemd-boot's loader vendor GUID
 
 
 def configured(path: Optional[str] = None) -> Optional[str]:
     """The `bootloader = NAME` line of the configuration file, if any
-    (KEY = VALUE lines, # comments)."""
-    path = path or os.environ.get("BOOTENV_CONFIG") or CONFIG
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                key, sep, value = line.split("#", 1)[0].partition("=")
-                if sep and key.strip() == "bootloader" and value.strip():
-                    return value.strip()
-    except OSError:
-        pass
-    return None
+    (KEY = VALUE lines, # comments: bootenv/config.py)."""
+    return config.read(path).get("bootloader")
 
 
 def detect_bootloader(root: str = "/", which=shutil.which) -> str:

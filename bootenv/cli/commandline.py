@@ -34,7 +34,7 @@ from ..errors import (
     BootenvError,
     UsageError,
 )
-from . import apt, bes, boot, context
+from . import apt, bes, boot, context, retention
 from .clicompat import ABORTS, CLICK_EXCEPTIONS, USAGE_ERRORS
 from .context import Settings
 
@@ -152,17 +152,17 @@ def root(
     if len(chosen) > 1:
         raise click.UsageError(f"{' and '.join(chosen)} cannot be combined")
     if list_:
-        bes.list_cmd(ctx, scripted=False, as_json=False, fields=None)
+        bes.list_cmd(ctx, scripted=False, as_json=False, columns=None)
     elif activate_name is not None:
         bes.activate(ctx, activate_name, dry_run=dry_run, once=False)
     elif remove_name is not None:
-        bes.destroy(ctx, remove_name, yes=yes, dry_run=dry_run)
+        bes.destroy(ctx, [remove_name], yes=yes, dry_run=dry_run)
     else:
         click.echo(ctx.get_help())
         raise typer.Exit(EXIT_USAGE)
 
 
-for _module in (bes, apt, boot):
+for _module in (bes, retention, apt, boot):
     _module.register(app)
 
 

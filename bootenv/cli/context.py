@@ -149,6 +149,7 @@ def apply(
     dry_run: bool = False,
     ask: Optional[str] = None,
     quiet: bool = False,
+    silent: bool = False,
 ) -> object:
     """Build a plan under the lock, show it, ask if it destroys anything
     (or `ask` is given), then execute it with progress. Return its result.
@@ -157,17 +158,18 @@ def apply(
     yes = yes or settings(ctx).yes
     if dry_run:
         plan = build(settings(ctx).engine())
-        show(plan, prefix="would ")
+        if not silent:
+            show(plan, prefix="would ")
         return None
     with changing(ctx) as current:
         plan = build(current.engine())
-        if not quiet or plan.destroys:
+        if not silent and (not quiet or plan.destroys):
             show(plan)
         question = ask or (f"{plan.summary}?" if plan.destroys else None)
         if question and not yes:
             confirm(question)
         total = len(plan.steps)
-        return plan.execute(progress=None if quiet else progress(total))
+        return plan.execute(progress=None if quiet or silent else progress(total))
 
 
 def show(plan: Plan, prefix: str = "") -> None:
@@ -208,33 +210,60 @@ def say(line: str) -> None:
 # ---------------------------------------------------------------- output
 
 
-def format_bes(bes: list, *, scripted: bool = False, as_json: bool = False, fields: Optional[str] = None) -> Optional[str]:
-    """BEs as `list` prints them: a table, -H lines (only `fields` when
-    given), or JSON (output.py; tabulate only for a table of non-ASCII text).
-    None when there is nothing to print (-H of no BEs). Raise ValueError
-    for an unknown field."""
+def format_bes(bes: list, *, scripted: bool = False, as_json: bool = False, columns: Optional[str] = None,
+               reclaim=None) -> Optional[str]:
+    """BEs as `list` prints them: a table, -H lines, or JSON (output.py;
+    tabulate only for a table of non-ASCII text); `columns`: -o's comma
+    list. None when there is nothing to print (-H of no BEs). Raise
+    ValueError for an unknown column."""
     from . import output
 
+    chosen = output.parse_columns(columns) if columns else None
     if as_json:
-        return output.to_json(bes)
-    if scripted and fields is not None:
-        chosen = output.parse_fields(fields)
-        return output.fields_separated(bes, chosen) if bes else None
+        return output.to_json(bes, reclaim)
     if scripted:
-        return output.tab_separated(bes) if bes else None
-    return output.table(bes)
+        return output.tab_separated(bes, chosen or output.SCRIPTED, reclaim) if bes else None
+    return output.table(bes, chosen or output.DEFAULT, reclaim)
 
 
-def print_bes(bes: list, *, scripted: bool = False, as_json: bool = False, fields: Optional[str] = None) -> None:
+def print_bes(bes: list, *, scripted: bool = False, as_json: bool = False, columns: Optional[str] = None,
+              reclaim=None) -> None:
     """Print BEs as `list` does (format_bes)."""
     import click
 
     try:
-        text = format_bes(bes, scripted=scripted, as_json=as_json, fields=fields)
+        text = format_bes(bes, scripted=scripted, as_json=as_json, columns=columns, reclaim=reclaim)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if text is not None:
         click.echo(text)
+
+
+def note_reclaim(plan: Plan) -> Plan:
+    """Add what the plan frees (plan.reclaim) to its notes: per BE and in
+    total, as ZFS computes it for the whole set."""
+    if plan.reclaim is None:
+        return plan
+    per, total = plan.reclaim
+
+    def size(n) -> str:
+        return "unknown (a dependant takes its history)" if n is None else human_size(n)
+
+    if len(per) > 1:
+        plan.notes += [f"frees {name}: {size(n)} (alone)" for name, n in per.items()]
+    plan.notes.append(f"frees in total: {size(total)}" + (" (the whole set, as ZFS counts it)" if len(per) > 1 else ""))
+    return plan
+
+
+def wants_reclaim(columns: Optional[str]) -> bool:
+    """Whether -o asks for RECLAIM (the listing of snapshots it costs)."""
+    return bool(columns) and any(c.strip().lower() == "reclaim" for c in (columns or "").split(","))
+
+
+def human_size(n: int) -> str:
+    from . import output
+
+    return output.human_size(n)
 
 
 def be_as_dict(be) -> dict:

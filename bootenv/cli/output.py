@@ -9,7 +9,70 @@ from typing import Iterable
 
 from ..model import BootEnv
 
-COLUMNS = ("A", "C", "NAME", "TITLE", "CREATED", "USED")
+COLUMNS = ("A", "C", "#", "NAME", "TITLE", "CREATED", "USED")
+# -o/--columns: every column `list` can show, by the name -o takes.
+# referenced, dataset and kernels are what 42_bootenv asks for (-H -o).
+ALL_COLUMNS = ("active", "running", "gen", "name", "title", "created", "used", "reclaim", "kind", "state", "origin",
+               "keep", "referenced", "dataset", "kernels")
+HEADERS = {
+    "active": "A", "running": "C", "gen": "#", "name": "NAME", "title": "TITLE", "created": "CREATED",
+    "used": "USED", "reclaim": "RECLAIM", "kind": "KIND", "state": "STATE", "origin": "ORIGIN", "keep": "KEEP",
+    "referenced": "REFER", "dataset": "DATASET", "kernels": "KERNELS",
+}
+DEFAULT = ("active", "running", "gen", "name", "title", "created", "used")
+# -H without -o: the columns it always had, in their order, then the new ones.
+SCRIPTED = ("active", "running", "name", "title", "created", "used", "gen")
+
+
+def parse_columns(text: str) -> tuple[str, ...]:
+    """`-o name,gen,reclaim` -> the columns. Raise ValueError naming a bad one."""
+    aliases = {"#": "gen", "generation": "gen", "a": "active", "c": "running"}
+    chosen = tuple(aliases.get(c.strip().lower(), c.strip().lower()) for c in text.split(",") if c.strip())
+    bad = [c for c in chosen if c not in ALL_COLUMNS]
+    if bad or not chosen:
+        raise ValueError(f"unknown column {', '.join(bad) or text!r} (known: {', '.join(ALL_COLUMNS)})")
+    return chosen
+
+
+def cell(be: BootEnv, column: str, *, scripted: bool, reclaim=None) -> str:
+    """One field of a BE, for the table (people) or -H (raw)."""
+    if column == "active":
+        return ("A" if be.active else "-") if scripted else ("*" if be.active else "")
+    if column == "running":
+        return ("C" if be.running else "-") if scripted else ("*" if be.running else "")
+    if column == "gen":
+        return str(be.generation) if be.generation is not None else "-"
+    if column == "name":
+        return be.name
+    if column == "title":
+        return (_sanitized(_title(be)) or "-") if scripted else _title(be)
+    if column == "created":
+        return str(be.created or "-") if scripted else human_time(be.created)
+    if column == "used":
+        return str(be.used) if scripted else human_size(be.used)
+    if column == "reclaim":
+        value = (reclaim or {}).get(be.name)
+        return "-" if value is None else (str(value) if scripted else human_size(value))
+    if column == "kind":
+        return be.kind or "-"
+    if column == "state":
+        return be.state or "-"
+    if column == "origin":
+        return be.origin_be or "-"
+    if column == "keep":
+        return "yes" if be.keep else ("-" if scripted else "")
+    if column == "referenced":
+        return str(be.referenced) if scripted else human_size(be.referenced)
+    if column == "dataset":
+        return be.dataset
+    if column == "kernels":
+        return be.kernels or "-"
+    raise AssertionError(column)
+
+
+def _sanitized(text: str) -> str:
+    """A text field for -H: tabs and control characters become spaces."""
+    return "".join(ch if ch.isprintable() and ch != "\t" else " " for ch in text)
 
 
 def human_size(n: int) -> str:
@@ -32,25 +95,16 @@ def human_time(epoch: int | None) -> str:
     return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M") if epoch else "-"
 
 
-def table(bes: Iterable[BootEnv]) -> str:
+def table(bes: Iterable[BootEnv], columns: tuple[str, ...] = DEFAULT, reclaim=None) -> str:
     """The `bootenv list` table; A marks what boots next, C what runs now."""
-    rows = [
-        (
-            "*" if be.active else "",
-            "*" if be.running else "",
-            be.name,
-            _title(be),
-            human_time(be.created),
-            human_size(be.used),
-        )
-        for be in bes
-    ]
-    if all(cell.isascii() and cell.isprintable() for row in rows for cell in row):
-        return plain_table(rows, COLUMNS)
+    rows = [tuple(cell(be, c, scripted=False, reclaim=reclaim) for c in columns) for be in bes]
+    headers = tuple(HEADERS[c] for c in columns)
+    if all(text.isascii() and text.isprintable() for row in rows for text in row):
+        return plain_table(rows, headers)
     # Wide or combining characters: tabulate measures them (wcwidth).
     from tabulate import tabulate
 
-    return tabulate(rows, headers=COLUMNS, tablefmt="plain", disable_numparse=True)
+    return tabulate(rows, headers=list(headers), tablefmt="plain", disable_numparse=True)
 
 
 def plain_table(rows: list[tuple[str, ...]], headers: tuple[str, ...]) -> str:
@@ -73,59 +127,11 @@ def _title(be: BootEnv) -> str:
     return title
 
 
-def tab_separated(bes: Iterable[BootEnv]) -> str:
+def tab_separated(bes: Iterable[BootEnv], columns: tuple[str, ...] = SCRIPTED, reclaim=None) -> str:
     """-H: no header, one BE a line, fields as in the table but raw:
-    A and C as `A`/`C` or `-`, created in epoch seconds, used in bytes."""
-    lines = [
-        "\t".join(
-            (
-                "A" if be.active else "-",
-                "C" if be.running else "-",
-                be.name,
-                _title(be) or "-",
-                str(be.created or "-"),
-                str(be.used),
-            )
-        )
-        for be in bes
-    ]
-    return "\n".join(lines)
-
-
-# The fields `list -H -o` can print, as -H prints them.
-def _sanitized(text: str) -> str:
-    return "".join(ch if ch.isprintable() and ch != "\t" else " " for ch in text)
-
-
-FIELDS = {
-    "active": lambda be: "A" if be.active else "-",
-    "running": lambda be: "C" if be.running else "-",
-    "name": lambda be: be.name,
-    "title": lambda be: _sanitized(_title(be)) or "-",
-    "created": lambda be: str(be.created or "-"),
-    "used": lambda be: str(be.used),
-    "referenced": lambda be: str(be.referenced),
-    "dataset": lambda be: be.dataset,
-    "kernels": lambda be: be.kernels or "-",
-}
-DEFAULT_FIELDS = ("active", "running", "name", "title", "created", "used")
-
-
-def parse_fields(spec: str) -> tuple[str, ...]:
-    """Given `-o a,b,c`, return the field names. Raise ValueError naming
-    an unknown one."""
-    fields = tuple(f.strip() for f in spec.split(",") if f.strip())
-    unknown = [f for f in fields if f not in FIELDS]
-    if unknown or not fields:
-        raise ValueError(f"unknown field {', '.join(unknown) or repr(spec)} (known: {', '.join(FIELDS)})")
-    return fields
-
-
-def fields_separated(bes: Iterable[BootEnv], fields: Iterable[str]) -> str:
-    """-H -o FIELDS: one BE a line, the chosen fields tab-separated (text
-    fields with tabs and control characters turned into spaces)."""
-    getters = [FIELDS[f] for f in fields]
-    return "\n".join("\t".join(get(be) for get in getters) for be in bes)
+    A and C as `A`/`C` or `-`, created in epoch seconds, used in bytes,
+    the generation last (`-` for a BE made before generations)."""
+    return "\n".join("\t".join(cell(be, c, scripted=True, reclaim=reclaim) for c in columns) for be in bes)
 
 
 def as_dict(be: BootEnv) -> dict:
@@ -146,8 +152,16 @@ def as_dict(be: BootEnv) -> dict:
         "state": be.state,
         "mounted": be.mounted,
         "datasets": [be.dataset, *be.children],
+        "generation": be.generation,
+        "keep": be.keep,
     }
 
 
-def to_json(bes: Iterable[BootEnv]) -> str:
-    return json.dumps([as_dict(be) for be in bes], indent=2)
+def to_json(bes: Iterable[BootEnv], reclaim=None) -> str:
+    rows = []
+    for be in bes:
+        row = as_dict(be)
+        if reclaim is not None:
+            row["reclaim"] = reclaim.get(be.name)
+        rows.append(row)
+    return json.dumps(rows, indent=2)

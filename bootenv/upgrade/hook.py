@@ -178,9 +178,24 @@ def pre_invoke(
             command=frontend.cmdline,
             state=STATE_UNFINISHED_APT,
         ).execute()
-    _remember(state, frontend.run_id, be.name)
+        _remember(state, frontend.run_id, be.name)  # first: whatever retention meets, one checkpoint a run
+        retention = auto_prune(engine, be.name)
     say(f"bootenv: checkpoint {be.name} taken before this apt run (to go back: bootenv activate {be.name})")
+    if retention:
+        say(retention)
     return be.name
+
+
+def auto_prune(engine, just_taken: str) -> Optional[str]:
+    """The automatic retention after a checkpoint, as one line; a failure
+    is that line too, never an error (apt goes on)."""
+    from ..errors import BootenvError
+    from ..zfs.base import ZfsError
+
+    try:
+        return engine.auto_prune(just_taken)
+    except (BootenvError, ZfsError, OSError) as exc:
+        return f"bootenv: retention: nothing pruned: {exc}"
 
 
 def post_invoke(

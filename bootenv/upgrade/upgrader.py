@@ -164,6 +164,11 @@ class Upgrader:
             state=STATE_UNFINISHED_APT,
         ).execute()
         self.engine.set_metadata(be.name, {PROP_PACKAGES: prepared.plan.packages_property()})
+        from .hook import auto_prune
+
+        line = auto_prune(self.engine, be.name)
+        if line:
+            self.say(line)
         return be
 
     def _mark(self, name: str, state: str) -> None:

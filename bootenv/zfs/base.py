@@ -31,6 +31,7 @@ LIST_PROPERTIES: tuple[str, ...] = (
     "mountpoint",
     "canmount",
     "mounted",
+    "userrefs",  # snapshots: the number of user holds ('-', absent, on a filesystem)
 )
 
 
@@ -229,6 +230,17 @@ class ZfsBackend(Protocol):
         """Destroy one filesystem or snapshot, never recursively.
         Raise HasDependents (children, snapshots, clones), DatasetBusy
         (mounted filesystem), SnapshotHeld, DatasetNotFound."""
+        ...
+
+    def destroy_preview(self, names: Sequence[str]) -> int:
+        """Given filesystems and snapshots to destroy together, return the
+        bytes destroying them all frees, as ZFS computes it for that set
+        (snapshots of one filesystem: `zfs destroy -nvp fs@a,b,c` in one
+        call, which counts blocks shared between them, where adding each
+        snapshot's `used` does not; a filesystem: its usedbydataset). The
+        set must be closed: a snapshot's clones, a filesystem's snapshots
+        and children are in it too (the engine's destroy plans are).
+        Changes nothing. Raise DatasetNotFound."""
         ...
 
     def hold(self, snapshot: str, tag: str) -> None:

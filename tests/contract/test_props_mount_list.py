@@ -124,7 +124,8 @@ def test_list_subtree_sorted_by_createtxg(zenv):
     assert [d.name for d in rows] == [f"{r}/a", f"{r}/a/x"]
     assert [d.user(TITLE) for d in rows] == ["a", "a"]  # a/x inherits
     for d in rows:
-        assert set(LIST_PROPERTIES) - {"origin"} <= set(d.props), d.props
+        assert set(LIST_PROPERTIES) - {"origin", "userrefs"} <= set(d.props), d.props
+        assert "userrefs" not in d.props  # a snapshot property
         assert d.props["type"] == "filesystem"
     rows = zenv.zfs.list(f"{r}/a", snapshots=True)
     assert [d.name for d in rows] == [f"{r}/a", f"{r}/a/x", f"{r}/a@s1", f"{r}/a/x@s2"]
@@ -132,3 +133,20 @@ def test_list_subtree_sorted_by_createtxg(zenv):
     everything = [d.name for d in zenv.zfs.list(r, snapshots=True)]
     assert everything[:3] == [r, f"{r}/z", f"{r}/ab"]
     assert len(everything) == 8
+
+
+def test_a_snapshot_listing_counts_its_holds(zenv):
+    a = f"{zenv.root}/a"
+    zenv.create(a)
+    zenv.zfs.snapshot([f"{a}@s"])
+    zenv.zfs.snapshot([f"{a}@t"])
+    zenv.zfs.hold(f"{a}@s", "one")
+    zenv.zfs.hold(f"{a}@s", "two")
+    rows = {d.name: d for d in zenv.zfs.list(a, snapshots=True)}
+    assert rows[f"{a}@s"].props["userrefs"] == "2"
+    assert rows[f"{a}@t"].props["userrefs"] == "0"
+    assert "userrefs" not in rows[a].props
+    zenv.zfs.release(f"{a}@s", "one")
+    zenv.zfs.release(f"{a}@s", "two")
+    rows = {d.name: d for d in zenv.zfs.list(a, snapshots=True)}
+    assert rows[f"{a}@s"].props["userrefs"] == "0"

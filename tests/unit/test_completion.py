@@ -100,7 +100,7 @@ def test_options_of_each_command(tab, fake_bootenv):
     assert set(tab("-")) >= {"-l", "-a", "-r", "-y", "--yes", "-n", "--dry-run", "--zfs", "--be-root", "--version", "-h", "--help"}
     assert "--running" not in tab("--r")  # hidden
     assert set(tab("create", "x", "-")) == {"-t", "--title", "--from", "-n", "--dry-run", "--json", "-h", "--help"}
-    assert tab("list", "--") == ["--json", "--help"]
+    assert tab("list", "--") == ["--json", "--columns", "--help"]
     assert tab("activate", "--o") == ["--once"]
     assert calls(fake_bootenv) == []
 
@@ -120,6 +120,9 @@ def test_be_names_where_a_be_goes(tab, fake_bootenv):
     assert tab("create", "--from", "") == ["debian", "before-upgrade"]
     assert tab("rename", "") == ["debian", "before-upgrade"]
     assert tab("mount", "d") == ["debian"]
+    assert tab("activate", "@") == ["@running", "@next", "@last-good"]  # selectors, no listing
+    assert tab("destroy", "@l") == ["@last-good"]
+    assert tab("keep", "b") == ["before-upgrade"]
     # through the zfs command: no pyzfs import on a TAB
     assert set(calls(fake_bootenv)) == {"--zfs cli list -H"}
 

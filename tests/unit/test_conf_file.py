@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from bootenv import config
 from bootenv.boot import factory
+from bootenv.retention import Policy
 
 CONF = Path(__file__).resolve().parents[2] / "contrib" / "bootenv.conf"
 SETTING = re.compile(r"^#(\w+) = (\S+)$")
@@ -25,10 +27,22 @@ def test_nothing_is_set_as_shipped():
 
 def test_every_setting_at_its_default(tmp_path, monkeypatch):
     settings = commented_settings()
-    assert settings == {"bootloader": "auto"}  # the keys bootenv reads (boot/factory.configured)
+    # the keys bootenv reads (boot/factory.configured, retention.Policy.from_settings)
+    assert settings == {
+        "bootloader": "auto",
+        "keep_auto": "10",
+        "keep_age": "0",
+        "keep_min": "3",
+        "space_floor": "20",
+        "prune_manual": "no",
+        "auto_prune": "yes",
+    }
     uncommented = tmp_path / "bootenv.conf"
     uncommented.write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
     assert factory.configured(str(uncommented)) == "auto"
+    # the retention settings at their defaults: the policy of no file
+    assert Policy.from_settings(config.read(str(uncommented))) == Policy()
+    assert Policy.from_settings(config.read(str(tmp_path / "none.conf"))) == Policy()
     # auto is what no file means: detect (detect_bootloader)
     detected = []
     monkeypatch.setattr(factory, "detect_bootloader", lambda *a, **k: detected.append(1) or "bootfs")

@@ -23,6 +23,8 @@ RANK = {
     "model": 1,
     "run": 1,
     "lock": 1,
+    "config": 1,
+    "retention": 2,
     "zfs": 2,
     "boot": 2,
     "apt": 2,

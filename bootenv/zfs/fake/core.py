@@ -400,6 +400,27 @@ class FakeZfs(MountsMixin, ListingMixin, FakeState):
         fs.added = set()
         self._collect(fs)
 
+    @op(mutating=False)
+    def destroy_preview(self, names: Sequence[str]) -> int:
+        objs = [self._get_any(n) for n in names]
+        gone_fs = {id(o) for o in objs if isinstance(o, Fs)}
+        gone_snap = {id(o) for o in objs if isinstance(o, Snap)}
+        affected: dict[int, Fs] = {}
+        for o in objs:
+            fs = o if isinstance(o, Fs) else o.fs
+            affected[id(fs)] = fs
+        freed = 0
+        for fs in affected.values():
+            # What _collect would free once these are gone: fs-owned blocks
+            # nothing left of fs (its head, its other snapshots) references.
+            keep: set[int] = set() if id(fs) in gone_fs else set(fs.added)
+            for s in fs.snaps:
+                if id(s) not in gone_snap:
+                    keep |= s.added
+            for b in fs.owned - keep:
+                freed += self._blocks[b].size
+        return freed
+
     @op(mutating=True)
     def hold(self, snapshot: str, tag: str) -> None:
         snap = self._get_snap(snapshot)

@@ -43,6 +43,7 @@ def snap_row(s: Snap, used: int) -> dict[str, str]:
         "creation": s.creation_s,
         "used": str(used),
         "referenced": str(s.refer),
+        "userrefs": str(len(s.holds)),
     }
 
 
@@ -88,7 +89,7 @@ class ListingMixin(FakeState):
                     svals = tuple(sp[p] if p in sp else vals[k] for k, p in enumerate(user_props))
                 else:
                     svals = vals
-                key = (s.name, snap_used[s], user_props, svals)
+                key = (s.name, snap_used[s], user_props, svals, len(s.holds))
                 if s.row is None or s.row[0] != key:
                     sprops = snap_row(s, snap_used[s])
                     for k, p in enumerate(user_props):

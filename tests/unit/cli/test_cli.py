@@ -37,8 +37,8 @@ def test_list_table_and_short_form(run):
         result = run(*args)
         assert result.exit_code == 0, result.output
         header, row = result.stdout.splitlines()
-        assert header.split() == ["A", "C", "NAME", "TITLE", "CREATED", "USED"]
-        assert row.split()[:3] == ["*", "*", "debian"]
+        assert header.split() == ["A", "C", "#", "NAME", "TITLE", "CREATED", "USED"]
+        assert row.split()[:4] == ["*", "*", "-", "debian"]
 
 
 def test_list_scripted_and_json(run):
@@ -61,7 +61,9 @@ def test_list_scripted_fields(run):
     assert [r[:4] for r in rows] == [["debian", "C", "rpool/ROOT/debian", "-"], ["ck", "-", "rpool/ROOT/ck", "before x"]]
     assert all(r[4].isdigit() for r in rows) and [r[5] for r in rows] == ["-", "-"]  # the fake pool's bootloader records nothing
     assert run("list", "-H", "-o", "name,bogus").exit_code == EXIT_USAGE
-    assert run("list", "-o", "name").exit_code == EXIT_USAGE
+    # -o chooses the table's columns too (one -o for every output)
+    table = run("list", "-o", "name,dataset")
+    assert table.exit_code == 0 and table.stdout.split() == ["NAME", "DATASET", "debian", "rpool/ROOT/debian", "ck", "rpool/ROOT/ck"]
 
 
 def test_create_prints_progress_and_result(run, state, tmp_path):

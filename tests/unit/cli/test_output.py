@@ -29,9 +29,9 @@ def be(name, **kw):
 
 def test_table_marks_active_and_running_columns():
     out = table([be("debian", active=True, running=True), be("ckpt", title="before x")]).splitlines()
-    assert out[0].split() == ["A", "C", "NAME", "TITLE", "CREATED", "USED"]
-    assert out[1].split()[:3] == ["*", "*", "debian"]
-    assert out[2].split()[0] == "ckpt"
+    assert out[0].split() == ["A", "C", "#", "NAME", "TITLE", "CREATED", "USED"]
+    assert out[1].split()[:4] == ["*", "*", "-", "debian"]
+    assert out[2].split()[:2] == ["-", "ckpt"]
     assert "before x" in out[2]
 
 
@@ -41,7 +41,7 @@ def test_table_shows_unfinished_state_in_title():
 
 def test_tab_separated_is_raw_and_headerless():
     line = tab_separated([be("debian", active=True, title="t")])
-    assert line.split("\t") == ["A", "-", "debian", "t", "1700000000", "4096"]
+    assert line.split("\t") == ["A", "-", "debian", "t", "1700000000", "4096", "-"]
 
 
 def test_json_has_every_field():
@@ -73,6 +73,6 @@ def test_the_plain_table_is_tabulates():
     from bootenv.cli.output import human_size, human_time
 
     title = "\u65e5\u672c\u8a9e \u00e9t\u00e9"  # wide characters: tabulate measures them
-    row = ("*", "*", "debian", title, human_time(1700000000), human_size(4096))
+    row = ("*", "*", "-", "debian", title, human_time(1700000000), human_size(4096))  # "-": no generation
     want = tabulate([row], headers=COLUMNS, tablefmt="plain", disable_numparse=True)
     assert table([be("debian", active=True, running=True, title=title)]) == want

@@ -78,6 +78,10 @@ COMMANDS = {
     ("describe",): ["ck", "a title"],
     ("mount",): ["ck", "{tmp}/m"],
     ("unmount",): ["mounted"],
+    ("rollback",): [],
+    ("prune",): ["-y"],
+    ("keep",): ["ck"],
+    ("unkeep",): ["ck"],
     ("dist-upgrade",): ["-y", "--no-update"],
     ("full-upgrade",): ["-y", "--no-update"],
     ("upgrade",): ["-y", "--no-update"],
@@ -179,6 +183,12 @@ def test_empty_name_to_a_short_form_is_one_line(busy_pool, run, args):
 # ------------------------------------------------------------ ZFS faults
 
 
+def hold(state, snapshot: str, tag: str) -> None:
+    zfs = FakeZfs.load(state)
+    zfs.hold(snapshot, tag)
+    zfs.save(state)
+
+
 def inject(state, op: str, error: Exception) -> None:
     zfs = FakeZfs.load(state)
     zfs.fail_next(op, error)
@@ -193,7 +203,8 @@ REACHED = {
     "list": ([], ["list"]),
     "pool_get": ([], ["status"]),
     "get_props": ([["create", "ck"]], ["destroy", "ck", "-y"]),
-    "holds": ([["create", "ck"]], ["destroy", "ck", "-y"]),
+    # destroy reads the tags of a snapshot the listing's userrefs says is held
+    "holds": ([["create", "ck"], lambda state: hold(state, "rpool/ROOT/debian@ck", "admin")], ["destroy", "ck", "-y"]),
     "snapshot": ([], ["create", "x"]),
     "clone": ([], ["create", "x"]),
     "set_props": ([["create", "ck"]], ["describe", "ck", "t"]),
@@ -205,6 +216,7 @@ REACHED = {
     "mount": ([["create", "ck"]], ["mount", "ck", "{tmp}/m"]),
     "unmount": ([["create", "ck"], ["mount", "ck", "{tmp}/m"]], ["unmount", "ck"]),
     "private_mounts": ([], ["install", "pkg", "-s", "-y", "--no-update"]),
+    "destroy_preview": ([["create", "ck"]], ["destroy", "ck", "-n"]),
 }
 NOT_REACHED = {"hold", "release"}  # no command takes or drops a hold
 
@@ -238,6 +250,9 @@ def test_a_fault_survives_the_json_store(state):
 def test_a_zfs_fault_anywhere_is_one_line_and_its_exit_code(state, run, tmp_path, apt, method, error, code):
     setup, argv = REACHED[method]
     for args in setup:
+        if callable(args):
+            args(state)
+            continue
         assert run(*[a.replace("{tmp}", str(tmp_path)) for a in args]).exit_code == 0
     inject(state, method, error)
     result = run(*[a.replace("{tmp}", str(tmp_path)) for a in argv])

@@ -229,3 +229,30 @@ def test_cli_hook_a_zfs_fault_is_one_line_and_apt_goes_on(run, state, op):
     assert result.stderr.startswith("bootenv: hook pre-invoke: no checkpoint: ")
     assert "unexpected" not in result.stderr and "Traceback" not in result.output
     assert "hook" not in kinds(state)
+
+
+def test_retention_after_each_hook_checkpoint_keeps_the_count_bounded(engine, hook_env, no_chroot, tmp_path, monkeypatch, clock):
+    conf = tmp_path / "bootenv.conf"
+    conf.write_text("keep_auto = 3\nkeep_min = 1\n")
+    monkeypatch.setenv("BOOTENV_CONFIG", str(conf))
+    lock = lambda: exclusive(str(tmp_path / "lock"))  # noqa: E731
+    said = []
+    for run_number in range(30):
+        clock.tick()
+        pre_invoke(lambda: engine, env=hook_env, frontend=Frontend(100, str(1000 + run_number), "boot-1", "apt-get upgrade"), say=said.append, lock=lock)
+        assert len(hooks(engine)) <= 3
+    assert len(hooks(engine)) == 3
+    gone = [line for line in said if line.startswith("bootenv: retention: destroyed 1 old checkpoint: hook-")]
+    assert len(gone) == 27
+
+
+def test_a_failing_retention_is_one_line_and_apt_goes_on(engine, hook_env, no_chroot, tmp_path, monkeypatch):
+    from bootenv.errors import Refused
+
+    def refuse(just_taken):
+        raise Refused("cannot destroy x: snapshot has user holds")
+
+    monkeypatch.setattr(engine, "auto_prune", refuse)
+    said = []
+    name = pre_invoke(lambda: engine, env=hook_env, frontend=APT, say=said.append, lock=lambda: exclusive(str(tmp_path / "lock")))
+    assert name and said[-1] == "bootenv: retention: nothing pruned: cannot destroy x: snapshot has user holds"

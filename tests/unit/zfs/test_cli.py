@@ -314,3 +314,22 @@ def test_unmount_of_an_unmounted_filesystem(cmds, zfs):
     cmds.reply("zfs", "list", stderr="cannot open 'p/b': dataset does not exist\n", rc=1)
     with pytest.raises(DatasetNotFound):
         zfs.unmount("p/b")
+
+
+def test_destroy_preview_is_one_listing_and_one_dry_run_per_filesystem(cmds, zfs):
+    cmds.reply("zfs", "list", stdout="p/ROOT/c\t2048\np/ROOT/a@s\t0\np/ROOT/a@t\t0\np/ROOT/b@u\t0\n")
+    cmds.reply("zfs", "destroy", "-n", "-v", "-p", "-R", "p/ROOT/a@s,t", stdout="destroy\tp/ROOT/a@s\ndestroy\tp/ROOT/a@t\nreclaim\t8192\n")
+    cmds.reply("zfs", "destroy", "-n", "-v", "-p", "-R", "p/ROOT/b@u", stdout="destroy\tp/ROOT/b@u\nreclaim\t100\n")
+    assert zfs.destroy_preview(["p/ROOT/c", "p/ROOT/a@s", "p/ROOT/a@t", "p/ROOT/b@u"]) == 2048 + 8192 + 100
+    assert cmds.calls == [
+        ["zfs", "list", "-H", "-p", "-o", "name,usedbydataset", "-t", "filesystem,volume,snapshot",
+         "p/ROOT/c", "p/ROOT/a@s", "p/ROOT/a@t", "p/ROOT/b@u"],
+        ["zfs", "destroy", "-n", "-v", "-p", "-R", "p/ROOT/a@s,t"],
+        ["zfs", "destroy", "-n", "-v", "-p", "-R", "p/ROOT/b@u"],
+    ]
+
+
+def test_destroy_preview_of_a_missing_name(cmds, zfs):
+    cmds.reply("zfs", "list", rc=1, stderr="cannot open 'p/no': dataset does not exist\n")
+    with pytest.raises(DatasetNotFound):
+        zfs.destroy_preview(["p/no"])
