@@ -20,6 +20,13 @@ automount whose mount it could never see). When bootenv exits -- even on kill -9
 and every mount in it: no residue to clean up. Processes bootenv starts
 (mount, chroot, apt, update-grub) inherit it.
 
+The move is for the rest of the process's life: a program that runs
+bootenv in process (the VM tests, the demo) keeps, after the first sandbox,
+copies of the mounts it had made before, and unmounting a copy leaves the
+original standing in the namespace it started in (tests/vm/aptsys.py
+unmounts there too). The `bootenv` command is a process of its own: its
+namespace goes with it.
+
 `bootenv mount` is the exception: the admin's shell must see the mount,
 so it is made in the admin's namespace (see Engine.mount).
 """

@@ -196,6 +196,17 @@ def spawned_cli() -> None:
     cli.main(sys.argv[1:])
 
 
+def umount_where_we_started(path: str) -> None:
+    """bootenv run in process moves this process into a mount namespace of
+    its own (a slave of the one it started in, zfs/mountns.py) at its first
+    sandbox: a mount this process made before that is a copy there, and
+    unmounting the copy leaves the original standing in the namespace we
+    started in (the runner's init's), holding the dataset busy. Unmount it
+    there too (no-op when the namespaces are the same or it is not there)."""
+    if os.readlink("/proc/self/ns/mnt") != os.readlink("/proc/1/ns/mnt"):
+        subprocess.run(["nsenter", "-t", "1", "-m", "umount", path], capture_output=True)
+
+
 class AptSystem:
     """A BE root whose BE `running` "runs": mounted at self.mnt (the
     runner's / is not root-on-ZFS); bootenv plans and updates there
@@ -220,6 +231,7 @@ class AptSystem:
     def reboot_into(self, name: str) -> None:
         """What a reboot does to this test: the other BE is the running one."""
         sh("umount", self.mnt)
+        umount_where_we_started(self.mnt)
         self.running = name
         self.mount_running()
 
@@ -265,9 +277,9 @@ class AptSystem:
         return path
 
     def close(self) -> None:
-        for path in getattr(self, "_looks", []):
+        for path in [*getattr(self, "_looks", []), self.mnt]:
             subprocess.run(["umount", path], capture_output=True)
-        subprocess.run(["umount", self.mnt], capture_output=True)
+            umount_where_we_started(path)
         if self.base:
             subprocess.run(["zfs", "destroy", "-R", "-f", self.base], capture_output=True)
 
