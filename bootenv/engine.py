@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Callable, Optional, Sequence
 
 from .boot.base import Bootloader
+from .crash import crash_point
 from .errors import BeExists, BeNotFound, NoZfsRoot, OperationFailed, Refused, UsageError
 from .model import (
     PROP_COMMAND,
@@ -486,6 +487,12 @@ class Engine:
             candidate = f"{name}-{n}"
         return candidate
 
+    def set_bootfs(self, dataset: str) -> None:
+        """Point the pool's bootfs at `dataset` (the crash seam's `bootfs`)."""
+        crash_point("bootfs", "before")
+        self.zfs.pool_set(self.pool, "bootfs", dataset)
+        crash_point("bootfs", "after")
+
     def _destroy_quietly(self, name: str) -> None:
         """Undo helper: remove something this plan created, if it exists."""
         if self.zfs.exists(name):
@@ -538,8 +545,8 @@ class Engine:
                 old = self.zfs.pool_get(self.pool, "bootfs")
                 plan.add(
                     f"set {self.pool} bootfs={top.name} (until the trial boot starts)",
-                    lambda: self.zfs.pool_set(self.pool, "bootfs", top.name),
-                    undo=(lambda: self.zfs.pool_set(self.pool, "bootfs", old)) if old else None,
+                    lambda: self.set_bootfs(top.name),
+                    undo=(lambda: self.set_bootfs(old)) if old else None,
                     kind=Kind.SET_BOOTFS,
                 )
             plan.result = be
@@ -550,7 +557,7 @@ class Engine:
                 plan.add(f"promote {ds} (origin {origin})", lambda d=ds: self.zfs.promote(d), kind=Kind.PROMOTE)
         plan.add(
             f"set {self.pool} bootfs={top.name}",
-            lambda: self.zfs.pool_set(self.pool, "bootfs", top.name),
+            lambda: self.set_bootfs(top.name),
             kind=Kind.SET_BOOTFS,
         )
         plan.add("update the bootloader default", lambda: self.bootloader.post_activate(be), kind=Kind.BOOTLOADER)
@@ -844,7 +851,7 @@ class Engine:
         if self.zfs.pool_get(self.pool, "bootfs") == top.name:
             plan.add(
                 f"set {self.pool} bootfs={target}",
-                lambda: self.zfs.pool_set(self.pool, "bootfs", target),
+                lambda: self.set_bootfs(target),
                 kind=Kind.SET_BOOTFS,
             )
         plan.add("update the boot menu", lambda: self.bootloader.post_rename(old, new), kind=Kind.BOOTLOADER)

@@ -20,6 +20,7 @@ PACKAGE = pathlib.Path(bootenv.__file__).parent
 RANK = {
     "bootenv": 0,  # __init__: the version only
     "errors": 0,
+    "crash": 0,  # the crash seam: imports nothing of bootenv's
     "model": 1,
     "run": 1,
     "lock": 1,
