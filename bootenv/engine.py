@@ -41,6 +41,7 @@ from .model import (
     PROP_TITLE,
     PROP_TRIAL_BE,
     PROP_TRIAL_FALLBACK,
+    STATE_DESTROYING,
     STATE_PENDING,
     USER_PROPS,
     BootEnv,
@@ -575,6 +576,8 @@ class Engine:
         way_out = f"destroy it (bootenv destroy {be.name}) and create it again"
         if be.state == STATE_PENDING:
             raise Refused(f"{be.name} is not whole: its create never finished (state {STATE_PENDING}); {way_out}")
+        if be.state == STATE_DESTROYING:
+            raise Refused(f"{be.name} is not whole: a destroy of it was interrupted (state {STATE_DESTROYING}); finish it: bootenv destroy {be.name}")
         missing = self._missing_datasets(scan, top)
         if missing:
             raise Refused(f"{be.name} is not whole: {', '.join(missing)} missing (its create never finished); {way_out}")
@@ -646,9 +649,12 @@ class Engine:
             bes[name] = be
         trees = {name: scan.tree(bes[name].dataset) for name in wanted}
         members = {ds for tree in trees.values() for ds in tree}
+        self._refuse_outside_dependants(scan, trees)
         order = self._destroy_order(scan, trees)
         title = f"Destroy boot environment {wanted[0]}" if len(wanted) == 1 else f"Destroy {len(wanted)} boot environments: {', '.join(order)}"
         plan = Plan(summary or title)
+        for name in order:
+            self._plan_mark_destroying(plan, bes[name])
         doomed: list[str] = []
         for name in order:
             tree = trees[name]
@@ -673,6 +679,36 @@ class Engine:
                     raise
                 plan.notes.append(f"cannot tell what this frees: {exc}")
         return plan
+
+    def _refuse_outside_dependants(self, scan: Scan, trees: dict[str, list[str]]) -> None:
+        """Refuse, before any step, a BE whose snapshots have clones outside
+        the BE root (the listing's `clones` names them): bootenv never
+        promotes or destroys a dataset there, so ZFS would refuse the
+        origin snapshot halfway through the destroy."""
+        prefix = self.be_root + "/"
+        for name, tree in trees.items():
+            for ds in tree:
+                for snap in scan.snapshots.get(ds, []):
+                    outside = [c for c in (snap.props.get("clones") or "").split(",") if c and not c.startswith(prefix)]
+                    if outside:
+                        raise Refused(
+                            f"cannot destroy {name}: {', '.join(outside)} outside {self.be_root} was cloned from "
+                            f"{snap.name} (destroy it or 'zfs promote' it first)"
+                        )
+
+    def _plan_mark_destroying(self, plan: Plan, be: BootEnv) -> None:
+        """First of all, mark the BE `destroying`: a destroy killed halfway
+        leaves a BE that says it is not whole (list, status, repair), not
+        one that looks complete with its `var` gone."""
+        old = be.state
+
+        def undo() -> None:
+            if old is None:
+                self.zfs.inherit(be.dataset, PROP_STATE)
+            else:
+                self.zfs.set_props(be.dataset, {PROP_STATE: old})
+
+        plan.add(f"mark {be.name} {STATE_DESTROYING}", lambda: self.zfs.set_props(be.dataset, {PROP_STATE: STATE_DESTROYING}), undo=undo, kind=Kind.MARK)
 
     @staticmethod
     def _may_be_held(scan: Scan, snapshot: str) -> bool:
@@ -847,7 +883,14 @@ class Engine:
         if top.name == scan.running:
             raise Refused(f"{old} is the running boot environment; it cannot be renamed while running")
         plan = Plan(f"Rename boot environment {old} to {new}")
-        plan.add(f"rename {top.name} to {target}", lambda: self.zfs.rename(top.name, target), kind=Kind.RENAME)
+        plan.add(
+            f"rename {top.name} to {target}",
+            lambda: self.zfs.rename(top.name, target),
+            # A later step failing (bootfs, the boot menu) renames it back:
+            # the BE keeps the name bootfs and the bootloader know.
+            undo=lambda: self.zfs.rename(target, top.name),
+            kind=Kind.RENAME,
+        )
         if self.zfs.pool_get(self.pool, "bootfs") == top.name:
             plan.add(
                 f"set {self.pool} bootfs={target}",

@@ -71,7 +71,12 @@ STATE_PENDING = "pending"
 STATE_UNFINISHED_APT = "unfinished-apt"
 STATE_COMPLETE = "complete"
 STATE_FAILED = "failed"
-STATES = (STATE_PENDING, STATE_UNFINISHED_APT, STATE_COMPLETE, STATE_FAILED)
+# destroying: a destroy began (marked before its first step): the BE may
+#   miss datasets or snapshots; finish it with destroy (or repair).
+STATE_DESTROYING = "destroying"
+STATES = (STATE_PENDING, STATE_UNFINISHED_APT, STATE_COMPLETE, STATE_FAILED, STATE_DESTROYING)
+# The states that say a crash (or a kill) interrupted bootenv: not whole.
+NOT_WHOLE = (STATE_PENDING, STATE_DESTROYING)
 
 # ZFS allows [A-Za-z0-9_.:-] in a component; we also refuse a leading '-'
 # (it reads as an option) and a leading '.' (hidden, and '.'/'..' are invalid).
