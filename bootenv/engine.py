@@ -30,6 +30,7 @@ from .model import (
     PROP_LAST_GOOD,
     PROP_NEXT_GENERATION,
     PROP_NS,
+    PROP_OPERATION,
     PROP_ROLLBACK_AT,
     PROP_ROLLBACK_FROM,
     PROP_CREATED,
@@ -41,6 +42,7 @@ from .model import (
     PROP_TITLE,
     PROP_TRIAL_BE,
     PROP_TRIAL_FALLBACK,
+    NOT_WHOLE,
     STATE_DESTROYING,
     STATE_PENDING,
     USER_PROPS,
@@ -150,6 +152,7 @@ class Engine:
         # Whether the BE root exists is what the first listing says (scan):
         # a read-only command costs one `zfs list`, nothing more.
         self.pool = pool_of(self.be_root)
+        self.last_scan: Optional[Scan] = None  # the newest listing (scan)
         self.bootloader.bind(self.zfs, self.be_root, self.running_dataset)
 
     # ------------------------------------------------------------ names
@@ -180,7 +183,9 @@ class Engine:
         running = self.running_dataset if self.running_dataset in datasets else None
         bootfs = self.zfs.pool_get(self.pool, "bootfs")
         next_boot = self.bootloader.next_boot(self.be_root, bootfs)
-        return Scan(self.be_root, datasets, running, next_boot, snapshots, bootfs)
+        # Kept for the CLI's residue hint: it asks the listing it already has.
+        self.last_scan = Scan(self.be_root, datasets, running, next_boot, snapshots, bootfs)
+        return self.last_scan
 
     def list(self, scan: Optional[Scan] = None) -> list[BootEnv]:
         """Return every BE, oldest first (from `scan` when given)."""
@@ -237,7 +242,7 @@ class Engine:
             kernels=top.user(PROP_KERNELS),
             generation=_int(top.user(PROP_GENERATION)),
             keep=top.user(PROP_KEEP) == "yes",
-            ours=any(top.user(p) is not None for p in USER_PROPS),
+            ours=any(top.user(p) is not None for p in USER_PROPS if p != PROP_OPERATION),
             rollback_from=top.user(PROP_ROLLBACK_FROM),
             rollback_at=_int(top.user(PROP_ROLLBACK_AT)),
         )
@@ -393,7 +398,9 @@ class Engine:
         plan = Plan(f"Create boot environment {name} from {src_name}")
         plan.add(
             f"take generation {generation} (set {PROP_NEXT_GENERATION}={generation + 1} on {self.be_root})",
-            lambda: self.zfs.set_props(self.be_root, {PROP_NEXT_GENERATION: str(generation + 1)}),
+            # The same call records the operation (residue if killed, see PROP_OPERATION).
+            lambda: self.zfs.set_props(self.be_root, {PROP_NEXT_GENERATION: str(generation + 1), PROP_OPERATION: f"create {name}"}),
+            undo=lambda: self.zfs.inherit(self.be_root, PROP_OPERATION),
             kind=Kind.GENERATION,
         )
         plan.add(
@@ -419,7 +426,42 @@ class Engine:
             self.bootloader.post_create(plan.result)
 
         plan.add("update the boot menu", finish, kind=Kind.BOOTLOADER)
+        self._end_operation(plan)
         return plan
+
+    def _begin_operation(self, plan: Plan, what: str) -> None:
+        """A first step recording on the BE root what the plan does (PROP_OPERATION)."""
+        plan.add(
+            f"record '{what}' on {self.be_root} (until done)",
+            lambda: self.zfs.set_props(self.be_root, {PROP_OPERATION: what}),
+            undo=lambda: self.zfs.inherit(self.be_root, PROP_OPERATION),
+            kind=Kind.SET_PROPS,
+        )
+
+    def _end_operation(self, plan: Plan) -> None:
+        plan.add(f"clear {PROP_OPERATION} on {self.be_root}", lambda: self.zfs.inherit(self.be_root, PROP_OPERATION), kind=Kind.SET_PROPS)
+
+    def residue(self, scan: Scan) -> list[str]:
+        """What a killed bootenv left that this listing shows by itself (no
+        further ZFS call: `list` stays one `zfs list`), one line each;
+        `bootenv repair` finds the rest (stray snapshots) and fixes it."""
+        found = []
+        root = scan.datasets.get(self.be_root)
+        operation = root.user(PROP_OPERATION) if root is not None else None
+        if operation:
+            found.append(f"an interrupted '{operation}'")
+        for top in scan.tops():
+            state = top.user(PROP_STATE)
+            if state in NOT_WHOLE:
+                found.append(f"{self.name_of(top.name)} is {state} (not whole)")
+        if scan.bootfs and scan.bootfs.startswith(self.be_root + "/") and scan.bootfs not in scan.datasets:
+            found.append(f"bootfs names {scan.bootfs}, which does not exist")
+        if scan.next_boot and scan.next_boot != scan.bootfs and scan.next_boot not in scan.datasets:
+            found.append(f"the bootloader's next boot {scan.next_boot} does not exist")
+        trial = root.user(PROP_TRIAL_BE) if root is not None else None
+        if trial and self.dataset_of(trial) not in scan.datasets:
+            found.append(f"a trial boot of {trial}, which does not exist")
+        return found
 
     def _next_generation(self, scan: Scan) -> int:
         """The generation a new BE gets: the BE root's counter (set there
@@ -653,6 +695,7 @@ class Engine:
         order = self._destroy_order(scan, trees)
         title = f"Destroy boot environment {wanted[0]}" if len(wanted) == 1 else f"Destroy {len(wanted)} boot environments: {', '.join(order)}"
         plan = Plan(summary or title)
+        self._begin_operation(plan, f"destroy {','.join(order)}")
         for name in order:
             self._plan_mark_destroying(plan, bes[name])
         doomed: list[str] = []
@@ -670,6 +713,7 @@ class Engine:
             raise Refused(f"cannot destroy {what}: snapshot has user holds: {which}")
         for name in order:
             plan.add(f"update the boot menu" + ("" if len(order) == 1 else f" ({name})"), lambda n=name: self.bootloader.post_destroy(n), kind=Kind.BOOTLOADER)
+        self._end_operation(plan)
         plan.result = bes[wanted[0]] if single else [bes[n] for n in order]
         if reclaim:
             try:

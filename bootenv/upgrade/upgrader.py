@@ -35,7 +35,7 @@ from ..apt.packages import PackageManager
 from .chroot import Chroot, sigint_deferred
 from ..crash import crash_point
 from ..errors import BootenvError, UsageError
-from ..model import PROP_PACKAGES, PROP_STATE, STATE_UNFINISHED_APT, make_title
+from ..model import PROP_PACKAGES, PROP_STATE, STATE_PENDING, STATE_UNFINISHED_APT, make_title
 
 IN_PLACE = "in-place"
 SANDBOX = "sandbox"
@@ -163,7 +163,10 @@ class Upgrader:
             kind="apt",
             title=self._title(prepared, before),
             command=prepared.command or prepared.request.text,
-            state=STATE_UNFINISHED_APT,
+            # In place, the checkpoint is whole before apt runs (what to go
+            # back to); a sandbox clone is half made until apt finished in it:
+            # pending, so a crash leaves a BE nobody activates and repair discards.
+            state=STATE_UNFINISHED_APT if before else STATE_PENDING,
         ).execute()
         self.engine.set_metadata(be.name, {PROP_PACKAGES: prepared.plan.packages_property()})
         crash_point("checkpoint", "after")

@@ -60,7 +60,7 @@ def test_destroy_marks_the_be_destroying_before_anything_goes(deep):
     zfs, engine = deep
     engine.plan_create("ck").execute()
     plan = engine.plan_destroy("ck")
-    first = plan.steps[0]
+    first = plan.steps[1]  # after recording the operation on the BE root
     assert first.kind == Kind.MARK and first.text == "mark ck destroying"
     # Killed after the child went: the BE says it is not whole.
     upto = next(i for i, s in enumerate(plan.steps) if s.text == "destroy rpool/ROOT/ck/var")
