@@ -60,6 +60,8 @@ from .retention import DESTROY, KEEP, Decision, Policy, decide, parse_duration
 from .zfs.base import Dataset, DatasetNotFound, ZfsBackend, ZfsError, parent_of, pool_of
 
 DEFAULT_MOUNT_BASE = "/run/bootenv"
+# The one line a command prints on stderr when its listing shows residue (Engine.residue).
+RESIDUE_HINT = "bootenv: residue of an interrupted run found; run 'bootenv repair'"
 
 
 @dataclass

@@ -33,8 +33,9 @@ RANK = {
     "engine": 4,
     "trial": 5,
     "upgrade": 5,
-    "cli": 6,
-    "__main__": 7,
+    "repair": 6,  # uses trial's properties
+    "cli": 7,
+    "__main__": 8,
 }
 
 
