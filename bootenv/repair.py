@@ -12,6 +12,8 @@ when they name a BE that is gone. Found, in the plan's order:
   not-whole BE: the running BE boots next again (the next boot is always
   a BE that exists and is whole);
 - a trial boot of a BE that is gone: the trial is cleared;
+- boot entries the driver keeps for BEs that are gone (systemd-boot's
+  loader entries, with the kernels only they named): removed;
 - a BE `pending` (its create, or the apt run in a sandbox clone, never
   finished): discarded; a BE `destroying`: its destroy is finished (both
   are destroy plans: dependants are promoted, nothing else is lost);
@@ -78,6 +80,9 @@ def repair(engine: Engine, lock_text: Optional[str] = None) -> Report:
     running = next((be for be in bes.values() if be.running), None)
     _next_boot(engine, scan, report, bes, running)
     _trial(engine, scan, report)
+    for name in engine.bootloader.stray_entries(set(bes)):
+        report.found.append(f"a {engine.bootloader.name} boot entry for {name}, which does not exist")
+        report.plan.add(f"remove the {engine.bootloader.name} boot entry of {name}", lambda n=name: engine.bootloader.post_destroy(n), kind=Kind.BOOTLOADER)
     doomed = _broken_bes(engine, scan, report, bes)
     _stray_snapshots(engine, scan, report, doomed)
     _explain(engine, scan, report, bes, lock_text)

@@ -238,6 +238,14 @@ class SystemdBootBootloader(Bootloader):
         shutil.rmtree(self.kernel_dir(name), ignore_errors=True)
         self.collect()
 
+    def stray_entries(self, names: set[str]) -> list[str]:
+        found = []
+        for entry in self.entries():
+            name = entry[len(ENTRY_PREFIX) : -len(".conf")]
+            if name not in names:
+                found.append(name)
+        return sorted(found)
+
     def post_rename(self, old: str, new: str) -> None:
         old_entry, new_entry = self.entry_path(old), self.entry_path(new)
         if os.path.isdir(self.kernel_dir(old)):
