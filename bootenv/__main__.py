@@ -40,11 +40,13 @@ def fast_list(scripted: bool, as_json: bool, columns: Optional[str] = None) -> b
     if context.wants_reclaim(columns):
         return False
     try:
-        bes = context.Settings.from_environment().engine().list()
+        engine = context.Settings.from_environment().engine()
+        bes = engine.list()
         text = context.format_bes(bes, scripted=scripted, as_json=as_json, columns=columns)
         if text is not None:
             sys.stdout.write(text + "\n")
             sys.stdout.flush()
+        context.residue_hint(engine)
     except (BootenvError, ZfsError) as exc:
         message, code = context.failure(exc)
         try:

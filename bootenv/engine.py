@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Callable, Optional, Sequence
 
 from .boot.base import Bootloader
+from .crash import crash_point
 from .errors import BeExists, BeNotFound, NoZfsRoot, OperationFailed, Refused, UsageError
 from .model import (
     PROP_COMMAND,
@@ -29,6 +30,7 @@ from .model import (
     PROP_LAST_GOOD,
     PROP_NEXT_GENERATION,
     PROP_NS,
+    PROP_OPERATION,
     PROP_ROLLBACK_AT,
     PROP_ROLLBACK_FROM,
     PROP_CREATED,
@@ -40,6 +42,8 @@ from .model import (
     PROP_TITLE,
     PROP_TRIAL_BE,
     PROP_TRIAL_FALLBACK,
+    NOT_WHOLE,
+    STATE_DESTROYING,
     STATE_PENDING,
     USER_PROPS,
     BootEnv,
@@ -56,6 +60,8 @@ from .retention import DESTROY, KEEP, Decision, Policy, decide, parse_duration
 from .zfs.base import Dataset, DatasetNotFound, ZfsBackend, ZfsError, parent_of, pool_of
 
 DEFAULT_MOUNT_BASE = "/run/bootenv"
+# The one line a command prints on stderr when its listing shows residue (Engine.residue).
+RESIDUE_HINT = "bootenv: residue of an interrupted run found; run 'bootenv repair'"
 
 
 @dataclass
@@ -148,6 +154,7 @@ class Engine:
         # Whether the BE root exists is what the first listing says (scan):
         # a read-only command costs one `zfs list`, nothing more.
         self.pool = pool_of(self.be_root)
+        self.last_scan: Optional[Scan] = None  # the newest listing (scan)
         self.bootloader.bind(self.zfs, self.be_root, self.running_dataset)
 
     # ------------------------------------------------------------ names
@@ -178,7 +185,9 @@ class Engine:
         running = self.running_dataset if self.running_dataset in datasets else None
         bootfs = self.zfs.pool_get(self.pool, "bootfs")
         next_boot = self.bootloader.next_boot(self.be_root, bootfs)
-        return Scan(self.be_root, datasets, running, next_boot, snapshots, bootfs)
+        # Kept for the CLI's residue hint: it asks the listing it already has.
+        self.last_scan = Scan(self.be_root, datasets, running, next_boot, snapshots, bootfs)
+        return self.last_scan
 
     def list(self, scan: Optional[Scan] = None) -> list[BootEnv]:
         """Return every BE, oldest first (from `scan` when given)."""
@@ -235,7 +244,7 @@ class Engine:
             kernels=top.user(PROP_KERNELS),
             generation=_int(top.user(PROP_GENERATION)),
             keep=top.user(PROP_KEEP) == "yes",
-            ours=any(top.user(p) is not None for p in USER_PROPS),
+            ours=any(top.user(p) is not None for p in USER_PROPS if p != PROP_OPERATION),
             rollback_from=top.user(PROP_ROLLBACK_FROM),
             rollback_at=_int(top.user(PROP_ROLLBACK_AT)),
         )
@@ -391,7 +400,9 @@ class Engine:
         plan = Plan(f"Create boot environment {name} from {src_name}")
         plan.add(
             f"take generation {generation} (set {PROP_NEXT_GENERATION}={generation + 1} on {self.be_root})",
-            lambda: self.zfs.set_props(self.be_root, {PROP_NEXT_GENERATION: str(generation + 1)}),
+            # The same call records the operation (residue if killed, see PROP_OPERATION).
+            lambda: self.zfs.set_props(self.be_root, {PROP_NEXT_GENERATION: str(generation + 1), PROP_OPERATION: f"create {name}"}),
+            undo=lambda: self.zfs.inherit(self.be_root, PROP_OPERATION),
             kind=Kind.GENERATION,
         )
         plan.add(
@@ -417,7 +428,42 @@ class Engine:
             self.bootloader.post_create(plan.result)
 
         plan.add("update the boot menu", finish, kind=Kind.BOOTLOADER)
+        self._end_operation(plan)
         return plan
+
+    def _begin_operation(self, plan: Plan, what: str) -> None:
+        """A first step recording on the BE root what the plan does (PROP_OPERATION)."""
+        plan.add(
+            f"record '{what}' on {self.be_root} (until done)",
+            lambda: self.zfs.set_props(self.be_root, {PROP_OPERATION: what}),
+            undo=lambda: self.zfs.inherit(self.be_root, PROP_OPERATION),
+            kind=Kind.SET_PROPS,
+        )
+
+    def _end_operation(self, plan: Plan) -> None:
+        plan.add(f"clear {PROP_OPERATION} on {self.be_root}", lambda: self.zfs.inherit(self.be_root, PROP_OPERATION), kind=Kind.SET_PROPS)
+
+    def residue(self, scan: Scan) -> list[str]:
+        """What a killed bootenv left that this listing shows by itself (no
+        further ZFS call: `list` stays one `zfs list`), one line each;
+        `bootenv repair` finds the rest (stray snapshots) and fixes it."""
+        found = []
+        root = scan.datasets.get(self.be_root)
+        operation = root.user(PROP_OPERATION) if root is not None else None
+        if operation:
+            found.append(f"an interrupted '{operation}'")
+        for top in scan.tops():
+            state = top.user(PROP_STATE)
+            if state in NOT_WHOLE:
+                found.append(f"{self.name_of(top.name)} is {state} (not whole)")
+        if scan.bootfs and scan.bootfs.startswith(self.be_root + "/") and scan.bootfs not in scan.datasets:
+            found.append(f"bootfs names {scan.bootfs}, which does not exist")
+        if scan.next_boot and scan.next_boot != scan.bootfs and scan.next_boot not in scan.datasets:
+            found.append(f"the bootloader's next boot {scan.next_boot} does not exist")
+        trial = root.user(PROP_TRIAL_BE) if root is not None else None
+        if trial and self.dataset_of(trial) not in scan.datasets:
+            found.append(f"a trial boot of {trial}, which does not exist")
+        return found
 
     def _next_generation(self, scan: Scan) -> int:
         """The generation a new BE gets: the BE root's counter (set there
@@ -486,6 +532,12 @@ class Engine:
             candidate = f"{name}-{n}"
         return candidate
 
+    def set_bootfs(self, dataset: str) -> None:
+        """Point the pool's bootfs at `dataset` (the crash seam's `bootfs`)."""
+        crash_point("bootfs", "before")
+        self.zfs.pool_set(self.pool, "bootfs", dataset)
+        crash_point("bootfs", "after")
+
     def _destroy_quietly(self, name: str) -> None:
         """Undo helper: remove something this plan created, if it exists."""
         if self.zfs.exists(name):
@@ -538,8 +590,8 @@ class Engine:
                 old = self.zfs.pool_get(self.pool, "bootfs")
                 plan.add(
                     f"set {self.pool} bootfs={top.name} (until the trial boot starts)",
-                    lambda: self.zfs.pool_set(self.pool, "bootfs", top.name),
-                    undo=(lambda: self.zfs.pool_set(self.pool, "bootfs", old)) if old else None,
+                    lambda: self.set_bootfs(top.name),
+                    undo=(lambda: self.set_bootfs(old)) if old else None,
                     kind=Kind.SET_BOOTFS,
                 )
             plan.result = be
@@ -550,7 +602,7 @@ class Engine:
                 plan.add(f"promote {ds} (origin {origin})", lambda d=ds: self.zfs.promote(d), kind=Kind.PROMOTE)
         plan.add(
             f"set {self.pool} bootfs={top.name}",
-            lambda: self.zfs.pool_set(self.pool, "bootfs", top.name),
+            lambda: self.set_bootfs(top.name),
             kind=Kind.SET_BOOTFS,
         )
         plan.add("update the bootloader default", lambda: self.bootloader.post_activate(be), kind=Kind.BOOTLOADER)
@@ -568,6 +620,8 @@ class Engine:
         way_out = f"destroy it (bootenv destroy {be.name}) and create it again"
         if be.state == STATE_PENDING:
             raise Refused(f"{be.name} is not whole: its create never finished (state {STATE_PENDING}); {way_out}")
+        if be.state == STATE_DESTROYING:
+            raise Refused(f"{be.name} is not whole: a destroy of it was interrupted (state {STATE_DESTROYING}); finish it: bootenv destroy {be.name}")
         missing = self._missing_datasets(scan, top)
         if missing:
             raise Refused(f"{be.name} is not whole: {', '.join(missing)} missing (its create never finished); {way_out}")
@@ -639,9 +693,13 @@ class Engine:
             bes[name] = be
         trees = {name: scan.tree(bes[name].dataset) for name in wanted}
         members = {ds for tree in trees.values() for ds in tree}
+        self._refuse_outside_dependants(scan, trees)
         order = self._destroy_order(scan, trees)
         title = f"Destroy boot environment {wanted[0]}" if len(wanted) == 1 else f"Destroy {len(wanted)} boot environments: {', '.join(order)}"
         plan = Plan(summary or title)
+        self._begin_operation(plan, f"destroy {','.join(order)}")
+        for name in order:
+            self._plan_mark_destroying(plan, bes[name])
         doomed: list[str] = []
         for name in order:
             tree = trees[name]
@@ -657,6 +715,7 @@ class Engine:
             raise Refused(f"cannot destroy {what}: snapshot has user holds: {which}")
         for name in order:
             plan.add(f"update the boot menu" + ("" if len(order) == 1 else f" ({name})"), lambda n=name: self.bootloader.post_destroy(n), kind=Kind.BOOTLOADER)
+        self._end_operation(plan)
         plan.result = bes[wanted[0]] if single else [bes[n] for n in order]
         if reclaim:
             try:
@@ -666,6 +725,36 @@ class Engine:
                     raise
                 plan.notes.append(f"cannot tell what this frees: {exc}")
         return plan
+
+    def _refuse_outside_dependants(self, scan: Scan, trees: dict[str, list[str]]) -> None:
+        """Refuse, before any step, a BE whose snapshots have clones outside
+        the BE root (the listing's `clones` names them): bootenv never
+        promotes or destroys a dataset there, so ZFS would refuse the
+        origin snapshot halfway through the destroy."""
+        prefix = self.be_root + "/"
+        for name, tree in trees.items():
+            for ds in tree:
+                for snap in scan.snapshots.get(ds, []):
+                    outside = [c for c in (snap.props.get("clones") or "").split(",") if c and not c.startswith(prefix)]
+                    if outside:
+                        raise Refused(
+                            f"cannot destroy {name}: {', '.join(outside)} outside {self.be_root} was cloned from "
+                            f"{snap.name} (destroy it or 'zfs promote' it first)"
+                        )
+
+    def _plan_mark_destroying(self, plan: Plan, be: BootEnv) -> None:
+        """First of all, mark the BE `destroying`: a destroy killed halfway
+        leaves a BE that says it is not whole (list, status, repair), not
+        one that looks complete with its `var` gone."""
+        old = be.state
+
+        def undo() -> None:
+            if old is None:
+                self.zfs.inherit(be.dataset, PROP_STATE)
+            else:
+                self.zfs.set_props(be.dataset, {PROP_STATE: old})
+
+        plan.add(f"mark {be.name} {STATE_DESTROYING}", lambda: self.zfs.set_props(be.dataset, {PROP_STATE: STATE_DESTROYING}), undo=undo, kind=Kind.MARK)
 
     @staticmethod
     def _may_be_held(scan: Scan, snapshot: str) -> bool:
@@ -840,11 +929,18 @@ class Engine:
         if top.name == scan.running:
             raise Refused(f"{old} is the running boot environment; it cannot be renamed while running")
         plan = Plan(f"Rename boot environment {old} to {new}")
-        plan.add(f"rename {top.name} to {target}", lambda: self.zfs.rename(top.name, target), kind=Kind.RENAME)
+        plan.add(
+            f"rename {top.name} to {target}",
+            lambda: self.zfs.rename(top.name, target),
+            # A later step failing (bootfs, the boot menu) renames it back:
+            # the BE keeps the name bootfs and the bootloader know.
+            undo=lambda: self.zfs.rename(target, top.name),
+            kind=Kind.RENAME,
+        )
         if self.zfs.pool_get(self.pool, "bootfs") == top.name:
             plan.add(
                 f"set {self.pool} bootfs={target}",
-                lambda: self.zfs.pool_set(self.pool, "bootfs", target),
+                lambda: self.set_bootfs(target),
                 kind=Kind.SET_BOOTFS,
             )
         plan.add("update the boot menu", lambda: self.bootloader.post_rename(old, new), kind=Kind.BOOTLOADER)

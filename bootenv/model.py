@@ -25,6 +25,13 @@ PROP_SNAPSHOT = PROP_NS + "snapshot"
 PROP_TRIAL_BE = PROP_NS + "trial-be"  # the BE booted once on trial
 PROP_TRIAL_FALLBACK = PROP_NS + "trial-fallback"  # the default it comes back to
 PROP_LAST_GOOD = PROP_NS + "last-good"  # the BE the last confirmed boot ran (trial.py)
+# On the BE root: the operation bootenv is in the middle of ("create NAME",
+# "destroy NAME,..."), set by its first step and cleared by its last. Left
+# set, it is residue of a killed run that a listing of BEs alone shows
+# (stray snapshots of a create killed after its snapshot), so `list` can
+# say "run bootenv repair" without listing snapshots. Inherited by every
+# BE while set: read it on the BE root's row only.
+PROP_OPERATION = PROP_NS + "operation"
 # On a BE: its generation, given once at create from the BE root's counter.
 PROP_GENERATION = PROP_NS + "generation"
 # On the BE root: the next generation to give (never reused: it survives
@@ -58,6 +65,7 @@ USER_PROPS: tuple[str, ...] = (
     PROP_KEEP,
     PROP_ROLLBACK_FROM,
     PROP_ROLLBACK_AT,
+    PROP_OPERATION,
 )
 
 KINDS = ("manual", "apt", "hook")
@@ -71,7 +79,12 @@ STATE_PENDING = "pending"
 STATE_UNFINISHED_APT = "unfinished-apt"
 STATE_COMPLETE = "complete"
 STATE_FAILED = "failed"
-STATES = (STATE_PENDING, STATE_UNFINISHED_APT, STATE_COMPLETE, STATE_FAILED)
+# destroying: a destroy began (marked before its first step): the BE may
+#   miss datasets or snapshots; finish it with destroy (or repair).
+STATE_DESTROYING = "destroying"
+STATES = (STATE_PENDING, STATE_UNFINISHED_APT, STATE_COMPLETE, STATE_FAILED, STATE_DESTROYING)
+# The states that say a crash (or a kill) interrupted bootenv: not whole.
+NOT_WHOLE = (STATE_PENDING, STATE_DESTROYING)
 
 # ZFS allows [A-Za-z0-9_.:-] in a component; we also refuse a leading '-'
 # (it reads as an option) and a leading '.' (hidden, and '.'/'..' are invalid).

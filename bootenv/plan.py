@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from . import crash
 from .errors import BootenvError, OperationFailed
 from .zfs.base import ZfsError
 
@@ -60,6 +61,8 @@ class Plan:
     result: object = None  # what the operation returns when done
     # What destroying it frees, as ZFS computes it: ({BE: bytes or None}, total or None)
     reclaim: Optional[tuple[dict[str, Optional[int]], Optional[int]]] = None
+    # The crash seam's name for this plan (crash.py: POINT#N is its N-th step)
+    point: Optional[str] = None
 
     def add(
         self, text: str, action: Action, undo: Optional[Action] = None, destroys: bool = False, *, kind: str = Kind.OTHER
@@ -93,8 +96,14 @@ class Plan:
         for number, step in enumerate(self.steps, 1):
             if progress:
                 progress(number, total, step.text)
+            crash.plan_step(step.kind, "before", self.point, number)
             try:
                 step.action()
+            except KeyboardInterrupt:
+                # Ctrl-C undoes like an error does (the CLI then exits 130):
+                # otherwise a half-made checkpoint stays behind.
+                self._undo(done)
+                raise
             except BootenvError:
                 self._undo(done)
                 raise
@@ -103,6 +112,7 @@ class Plan:
                 tail = " (undone: the earlier steps were reverted)" if undone else ""
                 raise OperationFailed(f"{step.text}: {exc}{tail}") from exc
             done.append(step)
+            crash.plan_step(step.kind, "after", self.point, number)
         return self.result
 
     @staticmethod

@@ -312,7 +312,7 @@ class Trial:
         confirmed. Nothing to do without a trial."""
         st = self.state()
         running = self.running()
-        plan = Plan("Boot started" + (f" on {running}" if running else ""))
+        plan = Plan("Boot started" + (f" on {running}" if running else ""), point="trial-boot-started")
         if not st.active:
             plan.result = "no trial boot"
             return plan
@@ -356,7 +356,7 @@ class Trial:
         started = self.plan_boot_started()
         st = self.state()
         running = self.running()
-        plan = Plan(f"Confirm the boot of {running}" if running else "Confirm this boot")
+        plan = Plan(f"Confirm the boot of {running}" if running else "Confirm this boot", point="trial-confirm")
         plan.steps.extend(started.steps)
         # Still on the trial after boot-started settled it (otherwise
         # boot-started has just abandoned it, or there is none).
@@ -391,7 +391,7 @@ class Trial:
         again), or without one activate the last good BE."""
         st = self.state()
         if st.active:
-            plan = Plan(f"Abandon the trial of {st.be}")
+            plan = Plan(f"Abandon the trial of {st.be}", point="trial-fallback")
             self._add_abandon(plan, st, "abandoned by 'bootenv fallback'")
             plan.result = st.fallback
             return plan
@@ -401,6 +401,7 @@ class Trial:
             raise Refused(f"the last good boot environment {st.last_good} no longer exists")
         plan = self.engine.plan_activate(st.last_good)
         plan.summary = f"Fall back to the last good boot environment {st.last_good}"
+        plan.point = "trial-fallback"
         plan.result = st.last_good
         return plan
 
@@ -414,7 +415,7 @@ class Trial:
         if st.fallback and bootfs == self._dataset(st.be or "") and self.zfs.exists(self._dataset(st.fallback)):
             target = self._dataset(st.fallback)
             plan.add(f"set {self.engine.pool} bootfs={target} (back to the default)",
-                     lambda: self.zfs.pool_set(self.engine.pool, "bootfs", target), kind=Kind.SET_BOOTFS)
+                     lambda: self.engine.set_bootfs(target), kind=Kind.SET_BOOTFS)
 
     def _add_abandon(self, plan: Plan, st: TrialState, reason: str, restore: bool = True) -> None:
         if restore:

@@ -94,5 +94,11 @@ class Bootloader:
     def post_destroy(self, name: str) -> None:
         """BE `name` is gone."""
 
+    def stray_entries(self, names: set[str]) -> list[str]:
+        """The BE names this driver keeps boot entries for that are not in
+        `names` (the BEs that exist): what a destroy killed before its
+        bootloader step leaves (bootenv repair calls post_destroy for each)."""
+        return []
+
     def post_rename(self, old: str, new: str) -> None:
         """BE `old` is now called `new`."""

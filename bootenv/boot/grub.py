@@ -48,6 +48,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from ..crash import crash_point
 from ..errors import Refused
 from ..model import PROP_KERNELS, BootEnv
 from ..run import CommandFailed, Runner
@@ -138,9 +139,11 @@ class GrubBootloader(Bootloader):
             return {}
 
     def _editenv(self, *args: str) -> None:
+        crash_point("grub-env", "before")
         if not os.path.exists(self.env_path):
             self.runner.run(["grub-editenv", self.env_path, "create"], mutating=True)
         self.runner.run(["grub-editenv", self.env_path, *args], mutating=True)
+        crash_point("grub-env", "after")
 
     def next_boot(self, be_root: str, bootfs: Optional[str]) -> Optional[str]:
         env = self.read_env()

@@ -36,6 +36,7 @@ import re
 import shutil
 from typing import Optional
 
+from ..crash import crash_point
 from ..errors import OperationFailed
 from ..model import BootEnv
 from ..run import CommandFailed, Runner
@@ -139,7 +140,9 @@ class SystemdBootBootloader(Bootloader):
         names = [f"vmlinuz-{version}"]
         if os.path.exists(os.path.join(boot_dir, f"initrd.img-{version}")):
             names.append(f"initrd.img-{version}")
+        crash_point("sdboot-kernel", "before")
         stored = [self._store(be, os.path.join(boot_dir, name), name) for name in names]
+        crash_point("sdboot-kernel", "after")
         title = " ".join((be.title or be.name).split())
         lines = [f"title   {title} (bootenv {be.name})", f"version {version}", f"linux   {stored[0]}"]
         if len(stored) > 1:
@@ -147,9 +150,11 @@ class SystemdBootBootloader(Bootloader):
         lines.append(f"options {self._cmdline(be.dataset)}")
         path = self.entry_path(be.name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        crash_point("sdboot-entry", "before")
         with open(path + ".tmp", "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
         os.replace(path + ".tmp", path)
+        crash_point("sdboot-entry", "after")
         shutil.rmtree(self.kernel_dir(be.name), ignore_errors=True)  # an older version's per-BE copies
         self.collect()
 
@@ -232,6 +237,14 @@ class SystemdBootBootloader(Bootloader):
             os.unlink(self.entry_path(name))
         shutil.rmtree(self.kernel_dir(name), ignore_errors=True)
         self.collect()
+
+    def stray_entries(self, names: set[str]) -> list[str]:
+        found = []
+        for entry in self.entries():
+            name = entry[len(ENTRY_PREFIX) : -len(".conf")]
+            if name not in names:
+                found.append(name)
+        return sorted(found)
 
     def post_rename(self, old: str, new: str) -> None:
         old_entry, new_entry = self.entry_path(old), self.entry_path(new)

@@ -33,6 +33,7 @@ def list_cmd(
     else:
         bes = engine.list()
     context.print_bes(bes, scripted=scripted, as_json=as_json, columns=columns, reclaim=reclaim)
+    context.residue_hint(engine)
 
 
 def create(

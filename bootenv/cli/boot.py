@@ -38,6 +38,7 @@ def status(
         context.print_json(st.as_dict())
     else:
         click.echo(describe_status(st, engine.list(scan)))
+    context.residue_hint(engine)
 
 
 def confirm(

@@ -200,6 +200,19 @@ def confirm(question: str) -> None:
         raise Aborted("nothing changed")
 
 
+def residue_hint(engine) -> None:
+    """Print the one residue hint line if the listing the command already
+    made shows what a killed bootenv left (no further ZFS call)."""
+    from ..engine import RESIDUE_HINT
+
+    scan = getattr(engine, "last_scan", None)
+    if scan is not None and engine.residue(scan):
+        try:
+            print(RESIDUE_HINT, file=sys.stderr)
+        except OSError:
+            pass  # stderr gone: the hint is a courtesy
+
+
 def say(line: str) -> None:
     """A line for the user that is not the command's output (stderr)."""
     import click

@@ -34,6 +34,7 @@ import threading
 from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 from .chroot_procs import stop_processes_inside
+from ..crash import crash_point
 from ..errors import BootenvError, OperationFailed
 from ..zfs.base import ZfsError
 from ..run import CommandFailed, CommandNotFound, Runner, default_runner, run_live  # noqa: F401 (run_live re-exported)
@@ -158,13 +159,16 @@ class Chroot:
         OperationFailed listing what could not be undone, unless another
         exception is already on its way (then warn: that one matters more)."""
         failures: list[str] = []
+        crash_point("chroot-teardown", "before")
         with sigint_deferred():
             while self._undo:
+                crash_point("chroot-teardown", "during")
                 text, undo = self._undo.pop()
                 try:
                     undo()
                 except (BootenvError, ZfsError, OSError) as exc:  # keep undoing the rest
                     failures.append(f"{text}: {exc}")
+        crash_point("chroot-teardown", "after")
         if failures:
             message = "could not clean up the chroot: " + "; ".join(failures)
             if pending is None:

@@ -170,7 +170,10 @@ def pre_invoke(
 
     when = datetime.now().strftime("%Y-%m-%d %H:%M")
     with (lock() if lock else exclusive(command="bootenv hook pre-invoke")):
+        from ..crash import crash_point
+
         engine = engine_factory()
+        crash_point("checkpoint", "before")
         be = engine.plan_create(
             None,
             kind="hook",
@@ -178,6 +181,7 @@ def pre_invoke(
             command=frontend.cmdline,
             state=STATE_UNFINISHED_APT,
         ).execute()
+        crash_point("checkpoint", "after")
         _remember(state, frontend.run_id, be.name)  # first: whatever retention meets, one checkpoint a run
         retention = auto_prune(engine, be.name)
     say(f"bootenv: checkpoint {be.name} taken before this apt run (to go back: bootenv activate {be.name})")
@@ -215,5 +219,9 @@ def post_invoke(
         return None
     from ..model import PROP_STATE, STATE_COMPLETE
 
+    from ..crash import crash_point
+
+    crash_point("mark-complete", "before")
     engine_factory().set_metadata(name, {PROP_STATE: STATE_COMPLETE})
+    crash_point("mark-complete", "after")
     return name

@@ -33,8 +33,9 @@ from typing import Callable, ContextManager, Optional
 from ..apt.model import AptError, AptPlan, AptRequest, check_space
 from ..apt.packages import PackageManager
 from .chroot import Chroot, sigint_deferred
+from ..crash import crash_point
 from ..errors import BootenvError, UsageError
-from ..model import PROP_PACKAGES, PROP_STATE, STATE_UNFINISHED_APT, make_title
+from ..model import PROP_PACKAGES, PROP_STATE, STATE_PENDING, STATE_UNFINISHED_APT, make_title
 
 IN_PLACE = "in-place"
 SANDBOX = "sandbox"
@@ -156,14 +157,19 @@ class Upgrader:
         return make_title(f"{'before ' if before else ''}{prepared.request.text} ({when})")
 
     def _create(self, prepared: Prepared, before: bool):
+        crash_point("checkpoint", "before")
         be = self.engine.plan_create(
             None,
             kind="apt",
             title=self._title(prepared, before),
             command=prepared.command or prepared.request.text,
-            state=STATE_UNFINISHED_APT,
+            # In place, the checkpoint is whole before apt runs (what to go
+            # back to); a sandbox clone is half made until apt finished in it:
+            # pending, so a crash leaves a BE nobody activates and repair discards.
+            state=STATE_UNFINISHED_APT if before else STATE_PENDING,
         ).execute()
         self.engine.set_metadata(be.name, {PROP_PACKAGES: prepared.plan.packages_property()})
+        crash_point("checkpoint", "after")
         from .hook import auto_prune
 
         line = auto_prune(self.engine, be.name)
@@ -172,10 +178,12 @@ class Upgrader:
         return be
 
     def _mark(self, name: str, state: str) -> None:
+        crash_point("mark-complete", "before")
         try:
             self.engine.set_metadata(name, {PROP_STATE: state})
         except BootenvError as exc:
             self.say(f"could not mark {name} {state}: {exc}")
+        crash_point("mark-complete", "after")
 
     # ------------------------------------------------------------ run
 
@@ -194,7 +202,9 @@ class Upgrader:
         self.say(f"Checkpoint {name} holds the system as it is now; running {prepared.request.text}...")
         start = self.timer()
         try:
+            crash_point("apt", "before")
             status = self.packages.run(prepared.request, None)
+            crash_point("apt", "after")
         except BaseException:
             with sigint_deferred():
                 self._mark(name, "failed")
@@ -235,7 +245,9 @@ class Upgrader:
         try:
             with self.chroot(self.engine, name) as root:
                 start = self.timer()
+                crash_point("apt", "before")
                 status = self.packages.run(prepared.request, root.path)
+                crash_point("apt", "after")
                 seconds = self.timer() - start
         except BaseException:
             self._discard(name)

@@ -32,6 +32,9 @@ LIST_PROPERTIES: tuple[str, ...] = (
     "canmount",
     "mounted",
     "userrefs",  # snapshots: the number of user holds ('-', absent, on a filesystem)
+    # snapshots: every clone of it, comma-separated, wherever it lives (a
+    # clone outside the listed root is a dependant the plan must see)
+    "clones",
 )
 
 

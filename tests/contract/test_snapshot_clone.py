@@ -113,3 +113,17 @@ def test_errors_are_zfs_errors_with_errno(zenv):
     assert zenv.zfs.exists(zenv.root)
     assert not zenv.zfs.exists(f"{zenv.root}/missing")
     assert not zenv.zfs.exists(f"{zenv.root}@missing")
+
+
+def test_a_snapshot_row_names_its_clones_even_outside_the_listed_tree(zenv):
+    """`clones` in the listing: how a plan sees a dependant outside the BE root."""
+    a, b = f"{zenv.root}/a", f"{zenv.root}/b"
+    zenv.create(a)
+    zenv.zfs.snapshot([f"{a}@s"])
+    zenv.zfs.snapshot([f"{a}@t"])
+    zenv.zfs.clone(f"{a}@s", b)
+    rows = by_name(zenv.zfs.list(a, snapshots=True))
+    assert b not in rows
+    assert rows[f"{a}@s"].props.get("clones", "").split(",") == [b]
+    assert not rows[f"{a}@t"].props.get("clones")  # none: absent or empty
+    assert not rows[a].props.get("clones")  # a filesystem has none

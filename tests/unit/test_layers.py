@@ -20,6 +20,7 @@ PACKAGE = pathlib.Path(bootenv.__file__).parent
 RANK = {
     "bootenv": 0,  # __init__: the version only
     "errors": 0,
+    "crash": 0,  # the crash seam: imports nothing of bootenv's
     "model": 1,
     "run": 1,
     "lock": 1,
@@ -32,8 +33,9 @@ RANK = {
     "engine": 4,
     "trial": 5,
     "upgrade": 5,
-    "cli": 6,
-    "__main__": 7,
+    "repair": 6,  # uses trial's properties
+    "cli": 7,
+    "__main__": 8,
 }
 
 

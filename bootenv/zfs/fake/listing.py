@@ -37,7 +37,8 @@ def fs_row(f: Fs, mountpoint: str, ubd: int, ubs: int, ubc: int) -> dict[str, st
 
 def snap_row(s: Snap, used: int) -> dict[str, str]:
     """A snapshot's native properties (see fs_row)."""
-    return {
+    clones = snap_clones(s)
+    return ({"clones": clones} if clones else {}) | {
         "type": "snapshot",
         "createtxg": s.txg_s,
         "creation": s.creation_s,
@@ -45,6 +46,11 @@ def snap_row(s: Snap, used: int) -> dict[str, str]:
         "referenced": str(s.refer),
         "userrefs": str(len(s.holds)),
     }
+
+
+def snap_clones(s: Snap) -> str:
+    """A snapshot's `clones`: every clone's name, sorted, comma-separated."""
+    return ",".join(sorted(c.name for c in s.clones)) if s.clones else ""
 
 
 class ListingMixin(FakeState):
@@ -89,7 +95,7 @@ class ListingMixin(FakeState):
                     svals = tuple(sp[p] if p in sp else vals[k] for k, p in enumerate(user_props))
                 else:
                     svals = vals
-                key = (s.name, snap_used[s], user_props, svals, len(s.holds))
+                key = (s.name, snap_used[s], user_props, svals, len(s.holds), snap_clones(s))
                 if s.row is None or s.row[0] != key:
                     sprops = snap_row(s, snap_used[s])
                     for k, p in enumerate(user_props):

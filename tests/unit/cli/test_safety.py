@@ -94,6 +94,7 @@ COMMANDS = {
     ("confirm",): [],
     ("fallback",): [],
     ("boot-started",): [],
+    ("repair",): ["-y"],
 }
 SHORT_FORMS = [["-a", "ck"], ["-r", "ck", "-y"], ["-a", ""], ["-r", "", "-y"]]
 

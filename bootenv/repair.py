@@ -1,0 +1,190 @@
+"""`bootenv repair`: find what a killed bootenv left (a crash, kill -9,
+power loss between two steps of a plan) and fix it, or say why not.
+
+Everything is decided from ONE listing of the BE root with snapshots (as
+every plan is), and done as ONE plan, so `-n` shows exactly what happens.
+Only what bootenv made is touched: BEs it marked (org.bootenv:state),
+snapshots it marked (org.bootenv:snapshot=yes) that nothing depends on,
+its own properties on the BE root, the bootfs and the bootloader default
+when they name a BE that is gone. Found, in the plan's order:
+
+- a bootfs or bootloader default (or one-shot) naming a missing or
+  not-whole BE: the running BE boots next again (the next boot is always
+  a BE that exists and is whole);
+- a trial boot of a BE that is gone: the trial is cleared;
+- boot entries the driver keeps for BEs that are gone (systemd-boot's
+  loader entries, with the kernels only they named): removed;
+- a BE `pending` (its create, or the apt run in a sandbox clone, never
+  finished): discarded; a BE `destroying`: its destroy is finished (both
+  are destroy plans: dependants are promoted, nothing else is lost);
+- bootenv's snapshots no clone depends on and nobody holds (a create
+  killed after its snapshot, a destroy killed before its origin went);
+- the BE root's record of an interrupted operation: cleared last.
+
+Explained, not changed: a checkpoint left `unfinished-apt` (whole: what to
+roll back to), a BE mounted where `bootenv mount` puts them (the admin's),
+a half-done promotion (activate killed between promote and bootfs: both
+BEs are whole and the old one still boots; re-run activate), a lock file
+naming a process that is gone (flock died with it: nothing to undo).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .engine import RESIDUE_HINT as HINT, Engine, Scan  # noqa: F401 (HINT: for callers)
+from .errors import BootenvError
+from .model import (
+    NOT_WHOLE,
+    PROP_OPERATION,
+    PROP_SNAPSHOT,
+    PROP_STATE,
+    PROP_TRIAL_BE,
+    STATE_DESTROYING,
+    STATE_PENDING,
+    STATE_UNFINISHED_APT,
+)
+from .plan import Kind, Plan
+from .trial import ROOT_PROPS, TRIAL_PROPS
+
+
+
+@dataclass
+class Report:
+    """What repair found: `plan` fixes what can be fixed; `explained` are
+    lines for what it leaves alone, and why."""
+
+    plan: Plan
+    found: list[str] = field(default_factory=list)
+    explained: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "found": self.found,
+            "actions": [s.text for s in self.plan.steps],
+            "explained": self.explained,
+        }
+
+
+def repair(engine: Engine, lock_text: Optional[str] = None) -> Report:
+    """Given the engine (and what the lock file said before we took it),
+    return the Report: nothing has changed yet."""
+    scan = engine.scan(snapshots=True, extra_props=ROOT_PROPS)
+    plan = Plan("Repair what an interrupted bootenv left")
+    report = Report(plan)
+    bes = {be.name: be for be in engine.list(scan)}
+    # First: a repair killed in turn leaves residue that says so.
+    plan.add(f"record 'repair' on {engine.be_root} (until done)", lambda: engine.zfs.set_props(engine.be_root, {PROP_OPERATION: "repair"}), kind=Kind.SET_PROPS)
+    running = next((be for be in bes.values() if be.running), None)
+    _next_boot(engine, scan, report, bes, running)
+    _trial(engine, scan, report)
+    for name in engine.bootloader.stray_entries(set(bes)):
+        report.found.append(f"a {engine.bootloader.name} boot entry for {name}, which does not exist")
+        report.plan.add(f"remove the {engine.bootloader.name} boot entry of {name}", lambda n=name: engine.bootloader.post_destroy(n), kind=Kind.BOOTLOADER)
+    doomed = _broken_bes(engine, scan, report, bes)
+    _stray_snapshots(engine, scan, report, doomed)
+    _explain(engine, scan, report, bes, lock_text)
+    root = scan.datasets.get(engine.be_root)
+    operation = root.user(PROP_OPERATION) if root is not None else None
+    if operation:
+        report.found.append(f"an interrupted '{operation}' recorded on {engine.be_root}")
+    if len(plan.steps) == 1 and not operation:
+        plan.steps.clear()  # nothing to do: not even the record
+        plan.summary = "Repair: nothing to repair"
+    else:
+        plan.add(f"clear {PROP_OPERATION} on {engine.be_root}", lambda: engine.zfs.inherit(engine.be_root, PROP_OPERATION), kind=Kind.SET_PROPS)
+    return report
+
+
+def _whole(be) -> bool:
+    return be is not None and be.state not in NOT_WHOLE
+
+
+def _next_boot(engine: Engine, scan: Scan, report: Report, bes: dict, running) -> None:
+    """The next boot must be a BE that exists and is whole: else the running one."""
+    root = engine.be_root + "/"
+    by_dataset = {be.dataset: be for be in bes.values()}
+    bad = []
+    if scan.bootfs and scan.bootfs.startswith(root) and not _whole(by_dataset.get(scan.bootfs)):
+        bad.append(f"bootfs names {scan.bootfs}, which " + ("does not exist" if scan.bootfs not in by_dataset else "is not whole"))
+    if scan.next_boot and scan.next_boot != scan.bootfs and not _whole(by_dataset.get(scan.next_boot)):
+        bad.append(f"the {engine.bootloader.name} next boot {scan.next_boot} " + ("does not exist" if scan.next_boot not in by_dataset else "is not whole"))
+    if not bad:
+        return
+    report.found += bad
+    if running is None:
+        report.explained.append("no running boot environment to fall back to: choose one with 'bootenv activate'")
+        return
+    if engine.bootloader.oneshot:
+        report.plan.add(f"clear the {engine.bootloader.name} one-shot", engine.bootloader.clear_oneshot, kind=Kind.SWITCH)
+    report.plan.add(f"set {engine.pool} bootfs={running.dataset} (the running BE)", lambda: engine.set_bootfs(running.dataset), kind=Kind.SET_BOOTFS)
+    report.plan.add(f"make {running.name} the bootloader default", lambda: engine.bootloader.post_activate(running), kind=Kind.BOOTLOADER)
+
+
+def _trial(engine: Engine, scan: Scan, report: Report) -> None:
+    root = scan.datasets.get(engine.be_root)
+    trial = root.user(PROP_TRIAL_BE) if root is not None else None
+    if trial and engine.dataset_of(trial) not in scan.datasets:
+        report.found.append(f"a trial boot of {trial}, which does not exist")
+        report.plan.add(
+            f"clear the trial of {trial} on {engine.be_root}",
+            lambda: [engine.zfs.inherit(engine.be_root, p) for p in TRIAL_PROPS],
+            kind=Kind.TRIAL,
+        )
+
+
+def _broken_bes(engine: Engine, scan: Scan, report: Report, bes: dict) -> set[str]:
+    """Destroy plans for the BEs a killed create (pending) or destroy
+    (destroying) left. Return the datasets those plans remove."""
+    broken = [be.name for be in bes.values() if be.state in NOT_WHOLE and not be.running]
+    if not broken:
+        return set()
+    for name in broken:
+        why = "its create (or the apt run in it) never finished: discarded" if bes[name].state == STATE_PENDING else "its destroy was interrupted: finished"
+        report.found.append(f"{name} is {bes[name].state}: {why}")
+    try:
+        # One scan: the same listing decides the promotions and what goes.
+        sub = engine.plan_destroy(broken, scan=scan)
+    except BootenvError as exc:
+        report.explained.append(f"cannot discard {', '.join(broken)} now: {exc}")
+        return set()
+    # The bootfs steps above run first: a broken BE that was the default is
+    # not by the time its destroy runs (plan_destroy read the pool's bootfs).
+    # Its record of the operation is repair's own (set first, cleared last).
+    report.plan.steps += [s for s in sub.steps if PROP_OPERATION not in s.text]
+    report.plan.notes += sub.notes
+    return {ds for name in broken for ds in scan.tree(engine.dataset_of(name))}
+
+
+def _stray_snapshots(engine: Engine, scan: Scan, report: Report, doomed: set[str]) -> None:
+    """bootenv's snapshots nothing depends on (no clone, no hold), outside
+    the trees a destroy above removes anyway."""
+    for fs, snaps in scan.snapshots.items():
+        if fs in doomed:
+            continue
+        for snap in snaps:
+            if snap.user(PROP_SNAPSHOT) != "yes" or snap.props.get("clones") or scan.clones.get(snap.name):
+                continue
+            refs = snap.props.get("userrefs")
+            if refs and refs != "0":
+                report.explained.append(f"keeping {snap.name}: it has user holds")
+                continue
+            report.found.append(f"{snap.name}: a snapshot bootenv took that no boot environment needs")
+            report.plan.add(f"destroy snapshot {snap.name}", lambda s=snap.name: engine.zfs.destroy(s), destroys=True, kind=Kind.DESTROY)
+
+
+def _explain(engine: Engine, scan: Scan, report: Report, bes: dict, lock_text: Optional[str]) -> None:
+    for be in bes.values():
+        if be.state == STATE_UNFINISHED_APT:
+            report.explained.append(
+                f"keeping {be.name}: a whole checkpoint whose apt run was never seen to finish "
+                f"(to go back to it: bootenv activate {be.name})"
+            )
+        if be.mounted and not be.running:
+            report.explained.append(f"{be.name} is mounted (bootenv mount): 'bootenv unmount {be.name}' when done")
+    if lock_text:
+        pid = lock_text.split(":", 1)[0].removeprefix("pid ").strip()
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            report.explained.append(f"the lock file named pid {pid}, which is gone ({lock_text.strip()}): stale, released")
