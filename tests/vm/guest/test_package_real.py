@@ -73,9 +73,11 @@ def test_what_runs_is_the_installed_package():
         installed = next(l.split()[1] for l in policy.splitlines() if l.strip().startswith("Installed:"))
         assert installed != "(none)", policy
         assert f"file:{REPO}" in policy, policy
-    history = open("/var/log/apt/history.log").read().strip().split("\n\n")[-1]
-    install = next(l for l in history.splitlines() if l.startswith("Install: "))
-    assert "bootenv:all" in install and "python3-typer:all" in install, history
+    # guest-run.sh's is the first apt run that installed bootenv (the
+    # image's build never did): the dependencies came with it.
+    installs = [l for l in open("/var/log/apt/history.log").read().splitlines() if l.startswith("Install: ")]
+    first = next((l for l in installs if "bootenv:all" in l), None)
+    assert first and all(f"{d}:all" in first for d in ("python3-typer", "python3-click", "python3-tabulate")), installs
 
 
 class Pool:
