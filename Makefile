@@ -113,18 +113,18 @@ vm-image: venv vm-deps
 
 # The root-on-ZFS disk that boots through GRUB (tests/vm/rootdisk.py; ~7 min
 # once, cached beside the image): for real reboots and tests/vm/guest_rootdisk.
-vm-rootdisk: vm-image
+vm-rootdisk: vm-image deb
 	$(VPY) tests/vm/rootdisk.py build
 
-test-vm: vm-rootdisk
+test-vm: vm-rootdisk deb
 	$(VPY) -m pytest tests/vm
 
 # Real reboots through GRUB (BIOS) and systemd-boot (UEFI, OVMF)
 # (tests/vm/test_boots.py): activate, trial boots, fallback, the apt hook,
 # dist-upgrade rollback. Live: .venv/bin/python tests/vm/boots.py run [CHAIN]
-test-boots: vm-rootdisk
+test-boots: vm-rootdisk deb
 	$(VPY) -m pytest tests/vm/test_boots.py
 
-demo: vm-rootdisk
+demo: vm-rootdisk deb
 	$(VPY) tests/vm/demo.py
 # ---- end of VM targets -------------------------------------------------

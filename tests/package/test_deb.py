@@ -164,3 +164,19 @@ def test_grub_script_is_silent_once_bootenv_is_gone(tree):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout == ""
+
+
+def test_vm_image_can_satisfy_the_depends(deb):
+    """The VM guest is offline: every Depends of the .deb must be in its
+    image (installed) or in its local apt repository (downloaded), both
+    named in tests/vm/image/setup.sh. A new dependency fails here, in
+    seconds, not after a 15-minute image build."""
+    depends = subprocess.run(["dpkg-deb", "-f", str(deb), "Depends"], check=True, capture_output=True,
+                             text=True).stdout
+    names = {alt.split()[0].split(":")[0] for item in depends.split(",") for alt in item.split("|")[:1]
+             if alt.strip()}
+    setup = (ROOT / "tests/vm/image/setup.sh").read_text()
+    words = set(setup.replace("\\\n", " ").split())
+    missing = sorted(n for n in names if n not in words and n != "python3")
+    assert not missing, f"tests/vm/image/setup.sh neither installs nor downloads {missing} (Depends: {depends})"
+    assert {"python3-typer", "python3-click", "python3-tabulate"} <= names

@@ -118,6 +118,7 @@ def run_boots(chain: str = "grub", *, run_dir: Path | None = None, tree: Path = 
     if firmware == "uefi" and not (OVMF_CODE.is_file() and OVMF_VARS.is_file()):
         raise harness.HarnessError(f"no UEFI firmware ({OVMF_CODE}, {OVMF_VARS}): run `make vm-deps` (Debian's ovmf)")
     base = rootdisk.ensure() if build else rootdisk.built_or_fail()
+    deb = harness.ensure_deb(tree)  # the first boot installs it (step.py refresh_bootenv)
     run_dir, lock = harness._claim_run_dir(Path(run_dir or RUN_DIR / chain).resolve())
     with lock:
         if run_dir.exists():
@@ -125,6 +126,8 @@ def run_boots(chain: str = "grub", *, run_dir: Path | None = None, tree: Path = 
         (run_dir / "out").mkdir(parents=True)
         (run_dir / "tree").mkdir()
         (run_dir / "chain").write_text(chain + "\n")
+        (run_dir / "debs").mkdir()
+        shutil.copy(deb, run_dir / "debs" / deb.name)
         if os.environ.get("BOOTENV_VM_ONLY"):  # debugging: one step method on boot 1, then done
             (run_dir / "only").write_text(os.environ["BOOTENV_VM_ONLY"] + "\n")
         if firmware == "uefi":

@@ -47,7 +47,9 @@ def guest_command(paths: list[str]) -> str:
     env = " ".join(f"{k}={v}" for k, v in GUEST_ENV.items())
     return (
         f"{harness.CREATE_POOL} || exit 121\n"
-        f"PYTHONPATH=. {env} /opt/bootenv-venv/bin/python -m pytest -p no:cacheprovider "
+        # guest-run.sh: cwd and PYTHONPATH are the tree's view without
+        # bootenv/, so the tests import the installed package.
+        f"{env} /usr/bin/python3 -m pytest -p no:cacheprovider "
         f"{shlex.join(paths)} --junitxml=$OUT/results.xml -o junit_logging=out-err -rA\n"
     )
 
@@ -136,6 +138,9 @@ def boot_and_run(paths: list[str]) -> GuestRun:
     xml = result.out_dir / "results.xml"
     if problem:
         run.error = f"{problem}\nconsole tail ({result.console_log}):\n{tail(result.console)}"
+        return run
+    if result.exit_code == 122:
+        run.error = f"installing the bootenv .deb in the guest failed (guest-run.sh):\n{tail(result.console)}"
         return run
     if result.exit_code == 121:
         run.error = f"zpool create failed in the guest:\n{tail(result.console)}"

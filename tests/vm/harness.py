@@ -5,11 +5,17 @@
     tests/vm/harness.py run --pool -- pytest -x tests/contract -k promote
 
 One argument after `--` is a shell script (`run -- 'zpool status; ls /'`),
-several are an argv. In the guest, CMD runs as root with cwd = the project
-tree (shared read-only at /mnt/host/tree and on PYTHONPATH), $OUT =
-/mnt/host/out (writable, copied back: --out), /opt/bootenv-venv/bin first
-on PATH, and blank virtio disks /dev/vdb, /dev/vdc, ... (--disks). --pool
-first creates the test pool `betest` on /dev/vdb, as `make test-vm` does.
+several are an argv. bootenv itself comes from the run's .deb (`make deb`,
+run here unless $BOOTENV_VM_DEB names one): the harness puts it in the share
+(debs/) and the guest installs it with apt before CMD (guest-run.sh), so
+`bootenv` is /usr/bin/bootenv and `import bootenv` is the installed package.
+In the guest, CMD runs as root with cwd = $TREE, a view of the project tree
+(shared read-only at /mnt/host/tree) without its bootenv/ (so the tests come
+from the tree, the program never), $TREE on PYTHONPATH, $OUT =
+/mnt/host/out (writable, copied back: --out), Debian's python3 (pytest,
+hypothesis, apt_pkg, libzfs_core), and blank virtio disks /dev/vdb,
+/dev/vdc, ... (--disks). --pool first creates the test pool `betest` on
+/dev/vdb, as `make test-vm` does.
 The exit status is the guest command's (125 if the guest never reported
 one: boot failure or timeout; see the console log).
 
@@ -116,6 +122,33 @@ def qemu_argv(img: Path, run_dir: Path, tree: Path, disks: list[Path], memory: i
     return argv
 
 
+def deb_version(tree: Path = REPO) -> str:
+    """The package version debian/changelog names (as the Makefile reads it)."""
+    first = (Path(tree) / "debian/changelog").read_text().splitlines()[0]
+    return first.split("(", 1)[1].split(")", 1)[0]
+
+
+def ensure_deb(tree: Path = REPO) -> Path:
+    """The .deb the guest installs: $BOOTENV_VM_DEB, else `make deb` in the
+    tree (a no-op when dist/ is current; the Makefile's VM targets run it
+    first anyway) and its dist/bootenv_VERSION_all.deb."""
+    given = os.environ.get("BOOTENV_VM_DEB")
+    if given:
+        deb = Path(given).resolve()
+        if not deb.is_file():
+            raise HarnessError(f"BOOTENV_VM_DEB={given} is not a file")
+        return deb
+    tree = Path(tree).resolve()
+    proc = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(tree), "deb"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deb = tree / "dist" / f"bootenv_{deb_version(tree)}_all.deb"
+    if proc.returncode != 0 or not deb.is_file():
+        raise HarnessError(f"`make deb` failed (exit {proc.returncode}): no {deb}\n{proc.stdout[-3000:]}")
+    if proc.stdout.strip():
+        _say(f"make deb: {proc.stdout.strip().splitlines()[-1]}")
+    return deb
+
+
 def guest_disk(index: int) -> str:
     """The guest device of the index-th disk after the root image (0 -> /dev/vdb)."""
     return "/dev/vd" + chr(ord("b") + index)
@@ -135,6 +168,7 @@ def run_guest(
     build: bool = True,
     rootdisk: bool = False,
     extra_drives: list[Path] = (),
+    deb: Path | None = None,
 ) -> GuestResult:
     """Boot the guest once and run `command` (a shell script string, or an
     argv) in it. `run_dir` is emptied and becomes the writable share; the
@@ -145,7 +179,8 @@ def run_guest(
     disk (tests/vm/rootdisk.py; the cache never changes) as the LAST virtio
     disk, its device exported to the command as $BOOTENV_ROOTDISK.
     `extra_drives`: qcow2 files attached as they are after the blank disks
-    (the root disk build writes one)."""
+    (the root disk build writes one). `deb`: the bootenv .deb the guest
+    installs first (default: ensure_deb(tree))."""
     if not shutil.which(QEMU):
         raise HarnessError(f"{QEMU} is missing: run `make vm-deps`")
     if build:
@@ -154,6 +189,7 @@ def run_guest(
         img = image.image_dir()
         if not image.is_built(img):
             raise HarnessError(f"no guest image at {img}: run `make vm-image`")
+    deb = Path(deb) if deb else ensure_deb(tree)
     script = command if isinstance(command, str) else shlex.join(command)
     base = None
     if rootdisk:
@@ -166,7 +202,7 @@ def run_guest(
     run_dir, lock = _claim_run_dir(Path(run_dir).resolve())
     with lock:
         return _run_in(img, script, run_dir, Path(tree).resolve(), disks, disk_size, timeout, live, memory, smp,
-                       list(extra_drives), base)
+                       list(extra_drives), base, deb)
 
 
 def _claim_run_dir(run_dir: Path):
@@ -186,11 +222,14 @@ def _claim_run_dir(run_dir: Path):
 
 
 def _run_in(img, script, run_dir, tree, disks, disk_size, timeout, live, memory, smp,
-            extra_drives=(), rootdisk_base=None) -> GuestResult:
+            extra_drives=(), rootdisk_base=None, deb=None) -> GuestResult:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     (run_dir / "out").mkdir(parents=True)
     (run_dir / "tree").mkdir()  # mount point for the tree share
+    if deb is not None:  # installed by guest-run.sh
+        (run_dir / "debs").mkdir()
+        shutil.copy(deb, run_dir / "debs" / Path(deb).name)
     shutil.copy(HERE / "guest-run.sh", run_dir / "run.sh")
     (run_dir / "cmd.sh").write_text(script + "\n")
 

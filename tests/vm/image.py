@@ -7,15 +7,17 @@
 
 The image is a sparse ext4 disk (image.raw) plus the kernel and initrd pulled
 out of it, in ``$BOOTENV_VM_CACHE/<hash>/`` (default /var/cache/bootenv-vm).
-The hash covers the recipe: this file, everything in tests/vm/image/, and
-requirements.lock. The project tree itself is NOT in the image (the harness
-shares it at run time), so code changes never rebuild it.
+The hash covers the recipe: this file and everything in tests/vm/image/.
+The project tree itself is NOT in the image (the harness shares it at run
+time, and installs bootenv from the run's .deb: guest-run.sh), so code
+changes never rebuild it.
 
 Recipe: debootstrap bookworm (minbase) -> tests/vm/image/setup.sh in the
 chroot (kernel, OpenZFS 2.3 from bookworm-backports built by dkms for the
-guest kernel, python3-apt, pyzfs, an offline venv from wheels downloaded on
-the host) -> tests/vm/image/bootenv-vm-init as PID 1 -> ``mkfs.ext4 -d``
-(no loop mounts). The build happens in a temporary dir that is renamed into
+guest kernel, python3-apt, pyzfs, Debian's pytest and hypothesis, a local
+``file:`` apt repository of bootenv's dependencies as the only apt source)
+-> tests/vm/image/bootenv-vm-init as PID 1 -> ``mkfs.ext4 -d`` (no loop
+mounts). The build happens in a temporary dir that is renamed into
 place only when complete, so an interrupted build never looks valid.
 """
 
@@ -35,7 +37,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 RECIPE_DIR = HERE / "image"
-REQUIREMENTS = REPO / "requirements.lock"
 
 SUITE = "bookworm"
 IMAGE_SIZE = "6G"
@@ -56,7 +57,7 @@ def cache_root() -> Path:
 
 
 def recipe_files() -> list[Path]:
-    files = [Path(__file__).resolve(), REQUIREMENTS]
+    files = [Path(__file__).resolve()]
     files += sorted(p for p in RECIPE_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     return files
 
@@ -215,11 +216,12 @@ def _build_locked(root: Path, final: Path) -> Path:
             raise
         finally:
             _remove_tree(tmp)
-    # Older recipes' images are dead weight (several GB each).
-    for other in root.iterdir():
-        if other.is_dir() and other.name != final.name and not other.name.startswith(".build-"):
-            shutil.rmtree(other, ignore_errors=True)
-            (root / f"build-{other.name}.log").unlink(missing_ok=True)
+    # Older recipes' images stay: another checkout (another branch, another
+    # engineer on this machine) may still use them. Remove them by hand.
+    others = [o.name for o in root.iterdir()
+              if o.is_dir() and o.name != final.name and not o.name.startswith((".build-", "rootdisk-"))]
+    if others:
+        print(f"bootenv-vm image: older images kept in {root}: {' '.join(sorted(others))}", file=sys.stderr)
     elapsed = time.monotonic() - start
     meta = info(final)
     size = (final / "image.raw").stat().st_blocks * 512
@@ -257,15 +259,6 @@ def _build_into(tmp: Path, log, start: float, recipe: str) -> None:
     rootfs = tmp / "rootfs"
     mirror = _mirror()
 
-    _step(log, start, "pip download (wheels for the guest venv)")
-    wheels = tmp / "wheels"
-    _run(
-        [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
-         "--only-binary=:all:", "-d", str(wheels), "-r", str(REQUIREMENTS)],
-        log,
-    )
-    shutil.copy(REQUIREMENTS, wheels / "requirements.lock")
-
     _step(log, start, f"debootstrap {SUITE} from {mirror}")
     _run(
         ["debootstrap", "--variant=minbase", f"--include={','.join(DEBOOTSTRAP_INCLUDE)}",
@@ -284,7 +277,6 @@ def _build_into(tmp: Path, log, start: float, recipe: str) -> None:
     (rootfs / "etc/fstab").write_text("/dev/vda / ext4 rw,errors=remount-ro 0 1\n")
     (rootfs / "etc/resolv.conf").unlink(missing_ok=True)
     shutil.copy("/etc/resolv.conf", rootfs / "etc/resolv.conf")
-    shutil.copytree(wheels, rootfs / "tmp/wheels")
     shutil.copy(RECIPE_DIR / "setup.sh", rootfs / "tmp/setup.sh")
     init = rootfs / INIT_PATH.lstrip("/")
     init.parent.mkdir(parents=True, exist_ok=True)
@@ -292,7 +284,7 @@ def _build_into(tmp: Path, log, start: float, recipe: str) -> None:
     init.chmod(0o755)
     (rootfs / "mnt/host").mkdir(parents=True, exist_ok=True)
 
-    _step(log, start, "packages in the chroot (kernel, OpenZFS via dkms, python3-apt, venv)")
+    _step(log, start, "packages in the chroot (kernel, OpenZFS via dkms, python3-apt, pytest, local apt repo)")
     with _ChrootMounts(rootfs):
         _run(["chroot", str(rootfs), "/bin/bash", "/tmp/setup.sh"], log,
              env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"})
@@ -308,7 +300,6 @@ def _build_into(tmp: Path, log, start: float, recipe: str) -> None:
     _run(["mkfs.ext4", "-q", "-F", "-L", "bootenv-vm", "-E", "root_owner=0:0",
           "-d", str(rootfs), str(tmp / "image.raw"), IMAGE_SIZE], log)
     shutil.rmtree(rootfs)
-    shutil.rmtree(wheels)
     meta = {
         "kernel": kver,
         "zfs": zfs,

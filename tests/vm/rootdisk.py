@@ -12,10 +12,13 @@ rootdisk/build.sh there: GPT (BIOS boot, ext4 /boot/grub, pool), pool
 `rpool` with `rpool/ROOT/debian`, the runner's own root copied in (trimmed),
 grub-install + update-grub. Cached as
 ``$BOOTENV_VM_CACHE/rootdisk-<hash>/root.qcow2``; the hash covers the runner
-image's recipe hash, this file and rootdisk/*. bootenv's code, units and
-42_bootenv are seeded from the tree but NOT hashed: the boot tests refresh
-them from the share on their first boot. Built in a temp dir renamed into
-place, under its own lock; older rootdisk-* dirs are removed after a build.
+image's recipe hash, this file and rootdisk/*. bootenv is the Debian
+package, installed with apt from the build run's .deb (harness.py: `make
+deb`; guest-run.sh installs it in the runner, whose root the disk copies):
+that .deb is NOT hashed, the boot tests reinstall the run's .deb on their
+first boot (tests/vm/boot/step.py refresh_bootenv). Built in a temp dir
+renamed into place, under its own lock; older rootdisk-* dirs are kept
+(another checkout may use them).
 """
 
 from __future__ import annotations
@@ -130,9 +133,9 @@ def _build_locked(root: Path, final: Path) -> Path:
         os.rename(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    for other in root.glob("rootdisk-*"):
-        if other.is_dir() and other.name != final.name:
-            shutil.rmtree(other, ignore_errors=True)
+    others = sorted(o.name for o in root.glob("rootdisk-*") if o.is_dir() and o.name != final.name)
+    if others:
+        _say(f"older root disks kept in {root}: {' '.join(others)}")
     size = (final / DISK_NAME).stat().st_blocks * 512
     _say(f"built in {(time.monotonic() - start) / 60:.1f} min, {size / 2**30:.2f} GiB: {final / DISK_NAME}")
     return final / DISK_NAME

@@ -102,13 +102,32 @@ class Step:
     # ------------------------------------------------------------ actions
 
     def refresh_bootenv(self) -> None:
-        """The code under test, from the share, into this BE (the BEs the
-        scenarios create are clones of it)."""
-        self.do(f"rsync -a --delete --exclude=__pycache__ {TREE}/bootenv/ /opt/bootenv-src/bootenv/")
-        self.do(f"install -m644 {TREE}/contrib/systemd/*.service /etc/systemd/system/")
-        self.do(f"install -m755 {TREE}/contrib/grub.d/42_bootenv /etc/grub.d/42_bootenv")
-        self.do("systemctl daemon-reload && systemctl enable bootenv-boot.service bootenv-confirm.service")
-        # No update-grub here: `bootenv create` runs it (~50 s under TCG each).
+        """The run's bootenv .deb (boots.py put it in the share's debs/),
+        installed into this BE with apt as a user installs it (the BEs the
+        scenarios create are clones of it): /usr/bin/bootenv, the units and
+        /etc/grub.d/42_bootenv all come from the package. --reinstall: the
+        disk was built with a .deb of the same version; confold: a conffile
+        edited on the disk stays (none is). The package's postinst runs
+        update-grub (~50 s under TCG) and daemon-reload; its apt hook is
+        switched off for this one apt run."""
+        import glob
+
+        debs = sorted(glob.glob(f"{SHARE}/debs/bootenv_*_all.deb"))
+        if len(debs) != 1:
+            raise RuntimeError(f"expected one bootenv .deb in {SHARE}/debs, found {debs}")
+        deb = f"/run/{os.path.basename(debs[0])}"  # apt's _apt user cannot read the 9p share
+        self.do(f"cp {debs[0]} {deb}")
+        # BOOTENV_HOOK=off: the package's own apt hook would checkpoint the
+        # running BE first, one BE more than the chains expect.
+        self.do("BOOTENV_HOOK=off DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall "
+                "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold " + deb)
+        # What runs is what the .deb holds (not a leftover of the disk build).
+        self.do(f"dpkg-deb --fsys-tarfile {deb} | tar -xO ./usr/lib/python3/dist-packages/bootenv/engine.py"
+                " | cmp - /usr/lib/python3/dist-packages/bootenv/engine.py")
+        self.do("test \"$(command -v bootenv)\" = /usr/bin/bootenv && dpkg -S /etc/grub.d/42_bootenv "
+                "/lib/systemd/system/bootenv-boot.service /lib/systemd/system/bootenv-confirm.service")
+        self.do("systemctl is-enabled bootenv-boot.service bootenv-confirm.service")
+        # No update-grub here beyond the postinst's: `bootenv create` runs it.
 
     def with_mounted(self, be: str, use):
         """`use(path)` with BE `be` mounted at path (by bootenv); its result."""

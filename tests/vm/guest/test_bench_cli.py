@@ -14,7 +14,10 @@ import pathlib
 import subprocess
 import sys
 
-BENCH = pathlib.Path(__file__).resolve().parents[3] / "bench" / "cli_real.py"
+# From $TREE (guest-run.sh: the tree's view without bootenv/), not the
+# resolved share: the bench puts its tree on PYTHONPATH, and must time the
+# installed bootenv.
+BENCH = pathlib.Path(os.environ.get("TREE") or pathlib.Path(__file__).resolve().parents[3]) / "bench" / "cli_real.py"
 ROWS = ("raw", "list", "list -H", "list --json", "status", "--version", "python")
 
 

@@ -11,10 +11,17 @@
 #
 # bootenv.conf names no bootloader: bootenv detects it (systemd-boot when the
 # firmware's LoaderInfo says so, else GRUB), so one disk serves both chains.
+#
+# bootenv is the Debian package: guest-run.sh installed the run's .deb in the
+# runner with apt (its dependencies from the image's local repository) before
+# this script, and the copy below takes it along, dpkg database included: the
+# disk boots with /usr/bin/bootenv, the package's units enabled by its
+# postinst and its conffiles (/etc/bootenv/bootenv.conf, 42_bootenv, the apt
+# hook) as shipped. The boot chains reinstall the run's .deb on their first
+# boot (tests/vm/boot/step.py refresh_bootenv).
 set -euxo pipefail
 DISK=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
-TREE=${TREE:-/mnt/host/tree}
 T0=$(date +%s)
 stamp() { echo "=== rootdisk: $* (+$(( $(date +%s) - T0 )) s)"; }
 
@@ -38,12 +45,11 @@ zpool set bootfs=rpool/ROOT/debian rpool
 
 stamp "copy the runner's root"
 # Trimmed: docs, man pages, locales, compilers and kernel sources (dkms has
-# built zfs.ko already), caches, the venv's pip.
+# built zfs.ko already), caches.
 rsync -aHAX --numeric-ids \
   --exclude=/proc/ --exclude=/sys/ --exclude=/dev/ --exclude=/run/ --exclude=/tmp/ --exclude=/mnt/ \
   --exclude=/usr/share/doc/ --exclude=/usr/share/man/ --exclude=/usr/share/locale/ --exclude=/usr/share/info/ \
   --exclude=/usr/src/ --exclude=/usr/lib/gcc/ --exclude=/var/cache/ --exclude=/var/log/ \
-  --exclude='/opt/bootenv-venv/lib/python3*/site-packages/pip/' \
   --exclude=/lost+found/ \
   / /mnt/new/
 R=/mnt/new
@@ -70,21 +76,15 @@ ln -sf /lib/systemd/systemd $R/sbin/init
 for c in reboot poweroff halt shutdown; do ln -sf /bin/systemctl $R/sbin/$c; done
 echo 'root:bootenv' | chroot $R chpasswd
 
-mkdir -p $R/etc/bootenv/health.d
-cat >$R/etc/bootenv/bootenv.conf <<'CONF'
-# bootenv configuration (see bootenv(8))
-# bootloader = auto: systemd-boot when booted by it (UEFI), else GRUB
-CONF
-# bootenv itself: the tree's package, refreshed from the share by the boot
-# tests (tests/vm/boot/step.py); the disk build only seeds it.
-mkdir -p $R/opt/bootenv-src
-rsync -a --delete --exclude=__pycache__ "$TREE/bootenv/" $R/opt/bootenv-src/bootenv/
-install -m755 "$HERE/bootenv-wrapper" $R/usr/local/bin/bootenv
-install -m644 "$TREE"/contrib/systemd/*.service $R/etc/systemd/system/
-install -m755 "$TREE/contrib/grub.d/42_bootenv" $R/etc/grub.d/42_bootenv
+# bootenv from its package (see the top), nothing of it from the tree.
+chroot $R dpkg-query -W bootenv python3-typer python3-click python3-tabulate
+test -x $R/usr/bin/bootenv && test ! -e $R/usr/local/bin/bootenv
+test -f $R/etc/bootenv/bootenv.conf && test -x $R/etc/grub.d/42_bootenv && test -d $R/etc/bootenv/health.d
+chroot $R systemctl is-enabled bootenv-boot.service bootenv-confirm.service
+# The boot tests' own unit (not part of bootenv).
 install -m755 "$HERE/bootenv-vmtest" $R/usr/local/sbin/bootenv-vmtest
 install -m644 "$HERE/bootenv-vmtest.service" $R/etc/systemd/system/bootenv-vmtest.service
-chroot $R systemctl enable bootenv-boot.service bootenv-confirm.service bootenv-vmtest.service serial-getty@ttyS0.service
+chroot $R systemctl enable bootenv-vmtest.service serial-getty@ttyS0.service
 # Nothing periodic in a test VM.
 chroot $R systemctl disable apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
   fstrim.timer e2scrub_reap.service getty@tty1.service unattended-upgrades.service || true
@@ -120,9 +120,8 @@ stamp "systemd-boot"
 echo "console=ttyS0,115200 panic=5 net.ifnames=0 systemd.show_status=1" >$R/etc/kernel/cmdline
 SYSTEMD_RELAX_ESP_CHECKS=1 chroot $R bootctl install --esp-path=/boot/efi --no-variables
 printf 'default bootenv-debian.conf\ntimeout 1\neditor no\nconsole-mode keep\n' >$R/boot/efi/loader/loader.conf
-chroot $R /opt/bootenv-venv/bin/python - "$KVER" <<'PY'
+chroot $R /usr/bin/python3 - "$KVER" <<'PY'
 import sys
-sys.path.insert(0, "/opt/bootenv-src")
 from bootenv.boot.systemd_boot import SystemdBootBootloader
 from bootenv.model import BootEnv
 be = BootEnv(name="debian", dataset="rpool/ROOT/debian", active=True, running=False, createtxg=0, created=None,
