@@ -275,10 +275,12 @@ class ZfsBackend(Protocol):
         """Set a pool property (bootfs must name a filesystem of the pool)."""
         ...
 
-    def mount(self, name: str, path: str) -> None:
+    def mount(self, name: str, path: str, *, readonly: bool = False) -> None:
         """Mount filesystem `name` at `path` regardless of its mountpoint
-        property (what `mount -t zfs -o zfsutil` does). Raise DatasetBusy
-        if it is already mounted."""
+        property (what `mount -t zfs -o zfsutil` does), read-only when
+        `readonly` (a look inside that must not change it: not even
+        atimes, so `written` stays 0). Raise DatasetBusy if it is already
+        mounted."""
         ...
 
     def unmount(self, name: str) -> None:

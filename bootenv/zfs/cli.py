@@ -423,12 +423,13 @@ class ZfsCommands:
     def pool_set(self, pool: str, prop: str, value: str) -> None:
         self._zpool("set", f"{prop}={value}", pool, name=pool, mutating=True)
 
-    def mount(self, name: str, path: str) -> None:
+    def mount(self, name: str, path: str, *, readonly: bool = False) -> None:
         where = self.mountpoints_of(name)
         if where:
             raise DatasetBusy(f"cannot mount '{name}': already mounted at {where[0]}", name)
         try:
-            self._cmd(["mount", "-t", "zfs", "-o", "zfsutil", name, path], name=name, mutating=True)
+            options = "zfsutil,ro" if readonly else "zfsutil"
+            self._cmd(["mount", "-t", "zfs", "-o", options, name, path], name=name, mutating=True)
         except ZfsError:
             if not self.exists(name):
                 raise DatasetNotFound(f"cannot mount '{name}': dataset does not exist", name) from None
