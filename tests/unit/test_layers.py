@@ -31,6 +31,8 @@ RANK = {
     "plan": 3,
     "engine": 4,
     "trial": 5,
+    "diff": 5,
+    "transfer": 5,
     "upgrade": 5,
     "cli": 6,
     "__main__": 7,

@@ -94,6 +94,8 @@ COMMANDS = {
     ("confirm",): [],
     ("fallback",): [],
     ("boot-started",): [],
+    ("diff",): ["ck", "--files"],
+    ("show",): ["ck"],
 }
 SHORT_FORMS = [["-a", "ck"], ["-r", "ck", "-y"], ["-a", ""], ["-r", "", "-y"]]
 
@@ -217,6 +219,8 @@ REACHED = {
     "unmount": ([["create", "ck"], ["mount", "ck", "{tmp}/m"]], ["unmount", "ck"]),
     "private_mounts": ([], ["install", "pkg", "-s", "-y", "--no-update"]),
     "destroy_preview": ([["create", "ck"]], ["destroy", "ck", "-n"]),
+    "diff": ([["create", "ck"]], ["diff", "ck", "--files"]),
+    "written_since": ([["create", "ck"]], ["diff", "ck", "--files"]),
 }
 NOT_REACHED = {"hold", "release"}  # no command takes or drops a hold
 
