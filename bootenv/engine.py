@@ -766,7 +766,11 @@ class Engine:
         if held:
             which = "; ".join(f"{s} (holds: {', '.join(sorted(t))})" for s, t in held.items())
             what = wanted[0] if len(wanted) == 1 else ", ".join(order)
-            raise Refused(f"cannot destroy {what}: snapshot has user holds: {which}")
+            why = ""
+            if any("bootenv-send" in t for t in held.values()):
+                # transfer.py's HOLD_TAG: the base the next incremental send needs
+                why = "; bootenv-send keeps the base of the next incremental 'bootenv send' (release it with zfs release bootenv-send SNAPSHOT; the bookmark stays a base)"
+            raise Refused(f"cannot destroy {what}: snapshot has user holds: {which}{why}")
         for name in order:
             plan.add(f"update the boot menu" + ("" if len(order) == 1 else f" ({name})"), lambda n=name: self.bootloader.post_destroy(n), kind=Kind.BOOTLOADER)
         plan.result = bes[wanted[0]] if single else [bes[n] for n in order]
@@ -820,6 +824,19 @@ class Engine:
         ):
             if name:
                 out[name] = why
+        return out
+
+    def held(self, scan: Scan) -> dict[str, str]:
+        """The BEs prune must skip because a snapshot of theirs has a user
+        hold (bootenv send keeps the base of the next incremental so), from
+        the listing's userrefs (a scan with snapshots; {} without)."""
+        out: dict[str, str] = {}
+        for top in scan.tops():
+            for ds in scan.tree(top.name):
+                snap = next((s for s in scan.snapshots.get(ds, []) if s.number("userrefs") > 0), None)
+                if snap is not None:
+                    out[self.name_of(top.name) or top.name] = f"{snap.name} is held (zfs holds {snap.name}; bootenv send keeps the base of the next incremental so)"
+                    break
         return out
 
     def _refuse_destroy(self, be: BootEnv, top: Dataset, protected: Optional[dict[str, str]] = None) -> None:
@@ -1072,7 +1089,7 @@ class Engine:
         scan = scan or self.scan()
         bes = [self._bootenv(scan, top) for top in scan.tops()]
         free = self.free_percent()
-        protected = {**(also_protect or {}), **self.protected(scan)}
+        protected = {**self.held(scan), **(also_protect or {}), **self.protected(scan)}
         decisions, pressure = decide(bes, policy, now=int(self.clock()), protected=protected, free_percent=free)
         return decisions, pressure, free
 
