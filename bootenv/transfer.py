@@ -169,8 +169,16 @@ class Transfer:
             raise OperationFailed(f"no guid for {name}")
         return value
 
-    def _base_of(self, ds: str, base: str) -> str:
-        """The snapshot (or, once pruned, the bookmark) `base` names on `ds`."""
+    def _base_of(self, ds: str, base: str, rel: str = "") -> str:
+        """The snapshot (or, once pruned, the bookmark) `base` names for
+        `ds`: SNAP (of ds itself), OTHERBE@SNAP or OTHERBE#BOOKMARK (the
+        same dataset of another BE: the BE ds was cloned from, as zfs send
+        -i allows for a clone), or a guid."""
+        for sep in ("@", "#"):
+            if sep in base:
+                other, _, snap = base.partition(sep)
+                ds, base = self.engine.dataset_of(validate_be_name(other)) + rel, snap
+                break
         if base.isdigit():
             found = self._find_by_guid(ds, base)
             if found:
@@ -218,7 +226,7 @@ class Transfer:
             if base is None:
                 streams.append(Stream(rel, "full"))
                 continue
-            source = self._base_of(ds, base)
+            source = self._base_of(ds, base, rel)
             streams.append(Stream(rel, "incr", self._guid(source), source))
         header = Header(name, snap, raw, streams)
         plan = SendPlan(name, datasets, None if (take and dry_run) else snap, take, header, 0, False)
@@ -247,7 +255,7 @@ class Transfer:
             if base is None:
                 streams.append(Stream(later[len(top):], "full"))
             else:
-                source = self._base_of(later, base)
+                source = self._base_of(later, base, later[len(top):])
                 streams.append(Stream(later[len(top):], "incr", self._guid(source), source))
         header = Header(name, snap, raw, streams)
         plan = SendPlan(name, datasets, snap, False, header, 0, False)

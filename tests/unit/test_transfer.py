@@ -237,3 +237,17 @@ def test_prune_skips_a_be_whose_snapshot_is_held(tmp_path):
     assert "web" in build.held(scan) and "is held" in build.held(scan)["web"]
     with pytest.raises(Refused, match="bootenv-send keeps the base"):
         build.plan_destroy("web")
+
+
+def test_a_newer_be_goes_as_an_increment_from_the_base_of_the_one_it_came_from(tmp_path):
+    build, _, src = machine(tmp_path, "build")
+    target, _, dst = machine(tmp_path, "target")
+    build.plan_create("web").execute()
+    first = src.plan_send("web")
+    pipe_through(tmp_path, src, first, dst)
+    build.plan_create("web2", source="web").execute()  # the next release, a clone of web
+    build.zfs.write("rpool/ROOT/web2", 4096)
+    plan = src.plan_send("web2", base=f"web@{first.header.snap}")
+    assert [(s.kind, s.base) for s in plan.header.streams] == [("incr", f"rpool/ROOT/web@{first.header.snap}")]
+    be, _ = pipe_through(tmp_path, src, plan, dst)
+    assert be.name == "web2" and be.origin == f"rpool/ROOT/web@{first.header.snap}"
