@@ -89,6 +89,14 @@ def diff_bes(engine, old: str, new: str, *, files: bool = False) -> BeDiff:
 
 
 def _file_diffs(engine, scan, old: str, new: str) -> list[DatasetDiff]:
+    """Both BEs mounted read-only for the whole comparison (zfs diff reads
+    through the snapshot's filesystem and the target's; a tree comparison
+    walks both)."""
+    with engine.mounted_readonly(old, scan) as root_a, engine.mounted_readonly(new, scan) as root_b:
+        return _compare(engine, scan, old, new, root_a, root_b)
+
+
+def _compare(engine, scan, old: str, new: str, root_a: str, root_b: str) -> list[DatasetDiff]:
     top_a, top_b = engine.dataset_of(old), engine.dataset_of(new)
     rels_a = {ds[len(top_a):]: ds for ds in scan.tree(top_a)}
     rels_b = {ds[len(top_b):]: ds for ds in scan.tree(top_b)}
@@ -103,7 +111,7 @@ def _file_diffs(engine, scan, old: str, new: str) -> list[DatasetDiff]:
                 continue
         pending_tree.append(rel)
     if pending_tree:
-        out += _by_tree(engine, scan, old, new, rels_a, rels_b, pending_tree)
+        out += _by_tree(engine, scan, old, new, rels_a, rels_b, pending_tree, root_a, root_b)
     return sorted(out, key=lambda d: (d.rel.count("/"), d.rel))
 
 
@@ -137,9 +145,8 @@ def _by_lineage(engine, scan, rel: str, da: str, db: str) -> Optional[DatasetDif
     else:
         return None
     be = engine.name_of(moved)
-    with engine.mounted_readonly(be, scan):
-        entries = _zfs_diff(engine, snap, moved)
-        prefix = _mount_rel(scan, engine.dataset_of(be), moved)
+    entries = _zfs_diff(engine, snap, moved)
+    prefix = _mount_rel(scan, engine.dataset_of(be), moved)
     changes = [_file_change(e, prefix, inverse) for e in entries]
     return DatasetDiff(rel, f"zfs diff {snap} {moved}" + (" (reversed)" if inverse else ""), changes, wb if not inverse else wa)
 
@@ -173,28 +180,27 @@ def _file_change(e: DiffEntry, prefix: str, inverse: bool) -> FileChange:
 # ---------------------------------------------------------------- trees
 
 
-def _by_tree(engine, scan, old: str, new: str, rels_a: dict, rels_b: dict, rels: list[str]) -> list[DatasetDiff]:
+def _by_tree(engine, scan, old: str, new: str, rels_a: dict, rels_b: dict, rels: list[str], root_a: str, root_b: str) -> list[DatasetDiff]:
     prefix = getattr(engine.manifests, "prefix", "") if engine.manifests is not None else ""
     out = []
-    with engine.mounted_readonly(old, scan) as root_a, engine.mounted_readonly(new, scan) as root_b:
-        for rel in rels:
-            da, db = rels_a.get(rel), rels_b.get(rel)
-            pa = _mount_rel(scan, engine.dataset_of(old), da) if da else None
-            pb = _mount_rel(scan, engine.dataset_of(new), db) if db else None
-            tree_a = _walk(prefix + os.path.join(root_a, (pa or "").lstrip("/"))) if da else {}
-            tree_b = _walk(prefix + os.path.join(root_b, (pb or "").lstrip("/"))) if db else {}
-            inside = pb if pb is not None else pa or ""
-            d = DatasetDiff(rel, "tree" if da and db else (f"only in {old}" if da else f"only in {new}"))
-            for path in sorted(set(tree_a) | set(tree_b)):
-                a, b = tree_a.get(path), tree_b.get(path)
-                if a == b:
-                    continue
-                change = "added" if a is None else "removed" if b is None else "modified"
-                kind = (b or a)[0]
-                d.changes.append(FileChange(change, (inside + path) if path != "/" else (inside or "/"), None, kind))
-                if b is not None and change != "removed" and kind == "F":
-                    d.written += b[1]
-            out.append(d)
+    for rel in rels:
+        da, db = rels_a.get(rel), rels_b.get(rel)
+        pa = _mount_rel(scan, engine.dataset_of(old), da) if da else None
+        pb = _mount_rel(scan, engine.dataset_of(new), db) if db else None
+        tree_a = _walk(prefix + os.path.join(root_a, (pa or "").lstrip("/"))) if da else {}
+        tree_b = _walk(prefix + os.path.join(root_b, (pb or "").lstrip("/"))) if db else {}
+        inside = pb if pb is not None else pa or ""
+        d = DatasetDiff(rel, "tree" if da and db else (f"only in {old}" if da else f"only in {new}"))
+        for path in sorted(set(tree_a) | set(tree_b)):
+            a, b = tree_a.get(path), tree_b.get(path)
+            if a == b:
+                continue
+            change = "added" if a is None else "removed" if b is None else "modified"
+            kind = (b or a)[0]
+            d.changes.append(FileChange(change, (inside + path) if path != "/" else (inside or "/"), None, kind))
+            if b is not None and change != "removed" and kind == "F":
+                d.written += b[1]
+        out.append(d)
     return out
 
 

@@ -169,7 +169,7 @@ class Transfer:
             raise OperationFailed(f"no guid for {name}")
         return value
 
-    def _base_of(self, ds: str, base: str, rel: str = "") -> str:
+    def _base_of(self, scan, ds: str, base: str, rel: str = "") -> str:
         """The snapshot (or, once pruned, the bookmark) `base` names for
         `ds`: SNAP (of ds itself), OTHERBE@SNAP or OTHERBE#BOOKMARK (the
         same dataset of another BE: the BE ds was cloned from, as zfs send
@@ -185,7 +185,8 @@ class Transfer:
                 return found
             raise BeNotFound(f"no snapshot or bookmark of {ds} has guid {base}")
         for candidate in (f"{ds}@{base}", f"{ds}#{base}"):
-            if self.zfs.exists(candidate) if "@" in candidate else self._bookmark_exists(candidate):
+            # snapshots from the scan (no libzfs_core import on a dry run)
+            if candidate in scan.datasets if "@" in candidate else self._bookmark_exists(candidate):
                 return candidate
         raise BeNotFound(f"--from {base}: {ds} has no snapshot or bookmark of that name")
 
@@ -215,7 +216,7 @@ class Transfer:
             raise Refused(f"{name} is not whole (state pending): nothing to send")
         datasets = scan.tree(be.dataset)
         if resume:
-            return self._plan_resume(name, datasets, resume, base, raw)
+            return self._plan_resume(scan, name, datasets, resume, base, raw)
         snap = self._reusable_snapshot(scan, datasets)
         take = snap is None
         if take:
@@ -226,17 +227,17 @@ class Transfer:
             if base is None:
                 streams.append(Stream(rel, "full"))
                 continue
-            source = self._base_of(ds, base, rel)
+            source = self._base_of(scan, ds, base, rel)
             streams.append(Stream(rel, "incr", self._guid(source), source))
         header = Header(name, snap, raw, streams)
         plan = SendPlan(name, datasets, None if (take and dry_run) else snap, take, header, 0, False)
         # Exact (zfs send -nP) once the snapshot exists: prepare() redoes it.
-        plan.estimate, plan.estimate_exact = self._estimate(plan, raw, take)
+        plan.estimate, plan.estimate_exact = self._estimate(plan, raw, take, scan)
         if take:
             plan.notes.append(f"snapshot {', '.join(f'{ds}@{snap}' for ds in datasets)}")
         return plan
 
-    def _plan_resume(self, name: str, datasets: list[str], token: str, base: Optional[str], raw: bool) -> SendPlan:
+    def _plan_resume(self, scan, name: str, datasets: list[str], token: str, base: Optional[str], raw: bool) -> SendPlan:
         """A resumed send: the rest of the dataset the token names, then
         the datasets of the BE after it (they never arrived)."""
         if not re.fullmatch(r"[0-9a-f]+-[0-9a-f]+-[0-9a-f]+-[0-9a-f]+", token.strip()):
@@ -255,7 +256,7 @@ class Transfer:
             if base is None:
                 streams.append(Stream(later[len(top):], "full"))
             else:
-                source = self._base_of(later, base, later[len(top):])
+                source = self._base_of(scan, later, base, later[len(top):])
                 streams.append(Stream(later[len(top):], "incr", self._guid(source), source))
         header = Header(name, snap, raw, streams)
         plan = SendPlan(name, datasets, snap, False, header, 0, False)
@@ -281,7 +282,7 @@ class Transfer:
             argv += ["-i", stream.base or ""]
         return argv + [f"{top}{stream.rel}@{plan.header.snap}"]
 
-    def _estimate(self, plan: SendPlan, raw: bool, guess: bool) -> tuple[int, bool]:
+    def _estimate(self, plan: SendPlan, raw: bool, guess: bool, scan=None) -> tuple[int, bool]:
         """`zfs send -nP` of every stream (exact); with no snapshot yet (a
         dry run that would take one), referenced / written since the base."""
         total = 0
@@ -292,7 +293,7 @@ class Transfer:
                 if stream.kind == "incr" and stream.base and "@" in stream.base:
                     total += self.zfs.written_since(stream.base, ds)
                 else:
-                    total += int(self.zfs.get_props(ds, ["referenced"]).get("referenced", "0"))
+                    total += scan.datasets[ds].number("referenced")
                 continue
             out = self.runner.run(self._send_argv(plan, stream, raw, estimate=True), check=False)
             if out.returncode != 0:

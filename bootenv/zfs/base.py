@@ -310,8 +310,8 @@ class ZfsBackend(Protocol):
         """Given a snapshot and a later state that descends from it (its
         filesystem, a later snapshot of it, or a clone whose origin chain
         holds it), return what changed from one to the other, as
-        `zfs diff -H -F` reports it. The target's filesystem must be
-        mounted (zfs diff reads paths through it). Raise DatasetNotFound,
+        `zfs diff -H -F` reports it. The snapshot's filesystem and the
+        target's must both be mounted (zfs diff reads paths through them). Raise DatasetNotFound,
         InvalidName (not an earlier snapshot of the target's lineage),
         NotMounted."""
         ...

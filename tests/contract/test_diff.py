@@ -58,6 +58,9 @@ def test_diff_of_a_clone_against_its_origin(zenv, mounted):
     zenv.zfs.snapshot([f"{fs}@s"])
     zenv.zfs.clone(f"{fs}@s", clone, {"canmount": "noauto"})
     mounted(clone)
+    with pytest.raises(NotMounted):  # the origin's filesystem too
+        zenv.zfs.diff(f"{fs}@s", clone)
+    mounted(fs)
     assert zenv.zfs.diff(f"{fs}@s", clone) == [] or files(zenv.zfs.diff(f"{fs}@s", clone), "+") == []
     assert zenv.zfs.written_since(f"{fs}@s", clone) < 512 * 1024
     zenv.write(clone, 2 * MiB)
@@ -73,6 +76,7 @@ def test_diff_refuses_unrelated_and_unmounted(zenv, mounted):
     zenv.zfs.snapshot([f"{a}@s"])
     with pytest.raises(NotMounted):
         zenv.zfs.diff(f"{a}@s", a)
+    mounted(a)
     mounted(b)
     with pytest.raises(InvalidName):
         zenv.zfs.diff(f"{a}@s", b)

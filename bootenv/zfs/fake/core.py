@@ -495,8 +495,9 @@ class FakeZfs(MountsMixin, ListingMixin, FakeState):
     def diff(self, snapshot: str, target: str) -> list[DiffEntry]:
         snap, later = self._lineage(snapshot, target)
         fs = later.fs if isinstance(later, Snap) else later
-        if fs.mount is None:
-            raise NotMounted(f"cannot diff '{target}': Cannot diff an unmounted snapshot", target)
+        for f in (snap.fs, fs):
+            if f.mount is None:
+                raise NotMounted(f"cannot diff '{target}': Cannot diff an unmounted snapshot ({f.name})", target)
         before, after = content(snap), content(later)
         entries = [DiffEntry("-", "F", f"/data-{b}") for b in sorted(before - after)]
         entries += [DiffEntry("+", "F", f"/data-{b}") for b in sorted(after - before)]

@@ -149,7 +149,7 @@ def make_web(build: Machine, mnt: str) -> str:
     Path(mnt, "var/lib/dpkg").mkdir(parents=True)
     Path(mnt, "var/lib/dpkg/status").write_text(STATUS_V1)
     Path(mnt, "usr/lib").mkdir(parents=True)
-    Path(mnt, "usr/lib/libfoo.so").write_bytes(os.urandom(3 * 1024 * 1024))
+    Path(mnt, "usr/lib/libfoo.so").write_bytes(os.urandom(3 * 1024 * 1024 // 2))
     sh("zfs", "set", "org.bootenv:title=web v1", "org.bootenv:kind=manual", top)
     return top
 
@@ -170,7 +170,7 @@ def upgrade(mnt: str) -> None:
     Path(mnt, "usr/share/hello/version").write_text("2.0\n")
     os.unlink(Path(mnt, "usr/share/gone/file"))
     Path(mnt, "usr/share/extra").mkdir(parents=True)
-    Path(mnt, "usr/share/extra/file").write_bytes(os.urandom(6 * 1024 * 1024))
+    Path(mnt, "usr/share/extra/file").write_bytes(os.urandom(3 * 1024 * 1024 // 2))
     os.rename(Path(mnt, "etc/version"), Path(mnt, "etc/release"))
     Path(mnt, "var/lib/dpkg/status").write_text(STATUS_V2)
 
