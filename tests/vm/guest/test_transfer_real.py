@@ -149,7 +149,7 @@ def make_web(build: Machine, mnt: str) -> str:
     Path(mnt, "var/lib/dpkg").mkdir(parents=True)
     Path(mnt, "var/lib/dpkg/status").write_text(STATUS_V1)
     Path(mnt, "usr/lib").mkdir(parents=True)
-    Path(mnt, "usr/lib/libfoo.so").write_bytes(os.urandom(3 * 1024 * 1024 // 2))
+    Path(mnt, "usr/lib/libfoo.so").write_bytes(os.urandom(6 * 1024 * 1024))
     sh("zfs", "set", "org.bootenv:title=web v1", "org.bootenv:kind=manual", top)
     return top
 
