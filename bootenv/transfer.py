@@ -36,7 +36,9 @@ from typing import Callable, Optional
 
 from . import run as _run
 from .errors import BeExists, BeNotFound, OperationFailed, Refused, UsageError
-from .model import PROP_GENERATION, PROP_NEXT_GENERATION, PROP_NS, PROP_SNAPSHOT, validate_be_name
+from .model import (
+    PROP_GENERATION, PROP_NEXT_GENERATION, PROP_NS, PROP_SNAPSHOT, PROP_STATE, STATE_COMPLETE, STATE_PENDING, validate_be_name,
+)
 from .zfs.base import ZfsError
 
 MAGIC = "BOOTENV-STREAM"
@@ -401,10 +403,20 @@ class Transfer:
         for i, stream in enumerate(header.streams, 1):
             ds = target + stream.rel
             argv = ["zfs", "receive", "-s", "-u"]
-            if stream.kind != "resume":
+            if stream.kind == "full":
                 argv += ["-o", "canmount=noauto"]
             if stream.kind == "incr":
-                argv += ["-o", f"origin={origins[stream.rel]}"]
+                # `receive -o origin=` makes a clone of a full stream only
+                # (an incremental one wants its destination to exist): clone
+                # the base, then receive the increment on top of the clone
+                # (its previous snapshot is its origin). Pending until finish.
+                props = {"canmount": "noauto"}
+                if not stream.rel:
+                    props[PROP_STATE] = STATE_PENDING
+                try:
+                    self.zfs.clone(origins[stream.rel], ds, props)
+                except ZfsError as exc:
+                    raise OperationFailed(f"clone {origins[stream.rel]} as {ds}: {exc}") from exc
             self.say(f"bootenv: receiving {i}/{len(header.streams)}: {ds} ({stream.kind})")
             status, err = self.runner.stream(argv + [ds], stdin=in_fd, on_stderr=None, mutating=True)
             if status != 0:
@@ -439,6 +451,8 @@ class Transfer:
         generation = engine._next_generation(scan)
         self.zfs.set_props(engine.be_root, {PROP_NEXT_GENERATION: str(generation + 1)})
         self.zfs.set_props(target, {PROP_GENERATION: str(generation), PROP_RECEIVED: str(int(engine.clock()))})
+        if self.zfs.get_props(target, [PROP_STATE]).get(PROP_STATE) == STATE_PENDING:
+            self.zfs.set_props(target, {PROP_STATE: STATE_COMPLETE})
         be = engine.get(name)
         engine.bootloader.post_create(be)
         return be

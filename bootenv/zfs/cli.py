@@ -59,6 +59,8 @@ ERROR_TABLE: tuple[tuple[re.Pattern[str], type[ZfsError]], ...] = tuple(
         # zfs diff of unrelated datasets ("not an earlier snapshot from the
         # same fs"), written@ of a snapshot outside the lineage
         (r"not an earlier snapshot|not a descendant|snapshot of the origin", InvalidName),
+        # zfs diff from a snapshot that does not exist (2.3: ENOENT from the ioctl)
+        (r"unable to obtain diffs: no such file", DatasetNotFound),
         # zfs destroy without -r / -R: "filesystem has children",
         # "snapshot has dependent clones", "snapshot is cloned"
         (r"has children|has dependent clones|snapshot is cloned", HasDependents),

@@ -99,9 +99,11 @@ class PlayedZfs:
         record = json.loads(line)
         target = args[-1]
         opts = dict(a.split("=", 1) for a in args if "=" in a)
-        if "origin" in opts:
-            assert self._guid(opts["origin"]) == record["from"]  # what ZFS checks
-            self.fake.clone(opts["origin"], target, {"canmount": opts.get("canmount", "on"), **record["props"]})
+        if record["from"] is not None:
+            # an incremental lands on an existing clone of its base
+            origin = self.fake.get_props(target, ["origin"])["origin"]
+            assert self._guid(origin) == record["from"]  # what ZFS checks
+            self.fake.set_props(target, record["props"]) if record["props"] else None
         else:
             assert record["from"] is None
             self.fake.create(target, {"canmount": opts.get("canmount", "on"), **record["props"]})
@@ -160,7 +162,7 @@ def test_full_then_incremental_lands_as_new_bes_matched_by_guid(tmp_path):
     # rename the target's copy of the base: matching is by guid, not name
     target.zfs.rename(f"rpool/ROOT/web@{first}", "rpool/ROOT/web@renamed")
     be2, _ = pipe_through(tmp_path, src, plan2, dst, "web-2")
-    assert be2.origin == "rpool/ROOT/web@renamed"
+    assert be2.origin == "rpool/ROOT/web@renamed" and be2.state == "complete"
     assert target.zfs.exists("rpool/ROOT/web-2/var")
 
 
