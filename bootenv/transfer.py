@@ -45,7 +45,7 @@ MAGIC = "BOOTENV-STREAM"
 VERSION = "1"
 HOLD_TAG = "bootenv-send"
 PROP_RECEIVED = PROP_NS + "received"  # on a received BE: when (epoch seconds)
-MAX_HEADER = 8192
+MAX_HEADER = 1 << 20  # the properties of an incremental travel in it (a manifest: ~20 KiB)
 
 
 @dataclass
@@ -63,10 +63,19 @@ class Header:
     snap: str
     raw: bool
     streams: list[Stream] = field(default_factory=list)
+    # rel -> local properties (org.bootenv:*, mountpoint): an incremental
+    # stream goes without -p (a -p stream is a package, and a package is
+    # never received as a clone: `receive -o origin=` is ignored for it,
+    # measured on 2.3.2), so its properties come here and finish sets them.
+    props: dict = field(default_factory=dict)
 
     def line(self) -> bytes:
+        import base64
+        import json
+
         parts = ",".join(f"{s.rel or '.'}:{s.kind}:{s.base_guid or '-'}" for s in self.streams)
-        text = f"{MAGIC} {VERSION} be={self.be} snap={self.snap} raw={int(self.raw)} streams={parts}\n"
+        packed = base64.b64encode(json.dumps(self.props, sort_keys=True).encode()).decode() if self.props else "-"
+        text = f"{MAGIC} {VERSION} be={self.be} snap={self.snap} raw={int(self.raw)} streams={parts} props={packed}\n"
         return text.encode("ascii")
 
     @classmethod
@@ -89,8 +98,16 @@ class Header:
                 if kind not in ("full", "incr", "resume") or (rel != "." and not rel.startswith("/")):
                     raise ValueError(item)
                 streams.append(Stream("" if rel == "." else rel, kind, None if guid == "-" else guid))
-            return cls(validate_be_name(fields["be"]), fields["snap"], fields.get("raw") == "1", streams)
-        except (KeyError, ValueError) as exc:
+            props = {}
+            if fields.get("props", "-") != "-":
+                import base64
+                import json
+
+                props = json.loads(base64.b64decode(fields["props"], validate=True))
+                if not isinstance(props, dict):
+                    raise ValueError("props")
+            return cls(validate_be_name(fields["be"]), fields["snap"], fields.get("raw") == "1", streams, props)
+        except (KeyError, ValueError, TypeError) as exc:
             raise UsageError(f"bootenv stream header is damaged: {exc}") from None
 
 
@@ -231,7 +248,7 @@ class Transfer:
                 continue
             source = self._base_of(scan, ds, base, rel)
             streams.append(Stream(rel, "incr", self._guid(source), source))
-        header = Header(name, snap, raw, streams)
+        header = Header(name, snap, raw, streams, self._local_props(datasets, streams))
         plan = SendPlan(name, datasets, None if (take and dry_run) else snap, take, header, 0, False)
         # Exact (zfs send -nP) once the snapshot exists: prepare() redoes it.
         plan.estimate, plan.estimate_exact = self._estimate(plan, raw, take, scan)
@@ -260,10 +277,27 @@ class Transfer:
             else:
                 source = self._base_of(scan, later, base, later[len(top):])
                 streams.append(Stream(later[len(top):], "incr", self._guid(source), source))
-        header = Header(name, snap, raw, streams)
+        header = Header(name, snap, raw, streams, self._local_props(datasets, streams, force=True))
         plan = SendPlan(name, datasets, snap, False, header, 0, False)
         plan.estimate, plan.estimate_exact = self._estimate(plan, raw, False)
         return plan
+
+    def _local_props(self, datasets: list[str], streams: list[Stream], force: bool = False) -> dict:
+        """rel -> the local org.bootenv: properties and mountpoint of each
+        dataset sent without -p (incremental; a resume may be one)."""
+        top = datasets[0]
+        out = {}
+        for stream in streams:
+            if stream.kind == "full" and not force:
+                continue
+            text = self._zfs("get", "-H", "-p", "-s", "local", "-o", "property,value", "all", top + stream.rel)
+            props = {}
+            for line in text.splitlines():
+                key, _, value = line.partition("\t")
+                if key.startswith(PROP_NS) or key == "mountpoint":
+                    props[key] = value
+            out[stream.rel or "."] = props
+        return out
 
     def _free_snapname(self, scan, datasets: list[str], name: str) -> str:
         candidate, n = name, 1
@@ -279,7 +313,7 @@ class Transfer:
             argv += ["-n", "-P"]
         if stream.kind == "resume":
             return argv + ["-t", stream.token or ""]
-        argv += ["-p"] + (["-w"] if raw else []) + (["-v"] if not estimate else [])
+        argv += (["-p"] if stream.kind == "full" else []) + (["-w"] if raw else []) + (["-v"] if not estimate else [])
         if stream.kind == "incr":
             argv += ["-i", stream.base or ""]
         return argv + [f"{top}{stream.rel}@{plan.header.snap}"]
@@ -406,17 +440,9 @@ class Transfer:
             if stream.kind == "full":
                 argv += ["-o", "canmount=noauto"]
             if stream.kind == "incr":
-                # `receive -o origin=` makes a clone of a full stream only
-                # (an incremental one wants its destination to exist): clone
-                # the base, then receive the increment on top of the clone
-                # (its previous snapshot is its origin). Pending until finish.
-                props = {"canmount": "noauto"}
-                if not stream.rel:
-                    props[PROP_STATE] = STATE_PENDING
-                try:
-                    self.zfs.clone(origins[stream.rel], ds, props)
-                except ZfsError as exc:
-                    raise OperationFailed(f"clone {origins[stream.rel]} as {ds}: {exc}") from exc
+                # A plain (not -p) incremental stream lands as a new clone
+                # of its base; ZFS checks the base's guid.
+                argv += ["-o", "canmount=noauto", "-o", f"origin={origins[stream.rel]}"]
             self.say(f"bootenv: receiving {i}/{len(header.streams)}: {ds} ({stream.kind})")
             status, err = self.runner.stream(argv + [ds], stdin=in_fd, on_stderr=None, mutating=True)
             if status != 0:
@@ -437,6 +463,11 @@ class Transfer:
         engine = self.engine
         target = engine.dataset_of(name)
         rows = self.zfs.list(target)
+        for rel, props in header.props.items():
+            ds = target + ("" if rel == "." else rel)
+            wanted = {k: v for k, v in props.items() if k != PROP_STATE or v != STATE_PENDING}
+            if wanted and any(r.name == ds for r in rows):
+                self.zfs.set_props(ds, wanted)
         for row in rows:
             snap = f"{row.name}@{header.snap}"
             try:
