@@ -136,8 +136,12 @@ class Engine:
         running: Optional[str] = None,
         clock: Callable[[], float] = time.time,
         mount_base: str = DEFAULT_MOUNT_BASE,
+        manifests=None,
     ):
         self.zfs = zfs
+        # Where package manifests are read from (apt/manifest.py's
+        # StatusSource); None records none (unit tests, unless they inject).
+        self.manifests = manifests
         self.bootloader = bootloader or Bootloader()
         self.clock = clock
         self.mount_base = mount_base
@@ -421,6 +425,12 @@ class Engine:
                 undo=lambda c=clone: self._destroy_quietly(c),
                 kind=Kind.CLONE,
             )
+        if self.manifests is not None and self.manifests.enabled:
+            plan.add(
+                f"record the package manifest of {name}",
+                lambda: self._checkpoint_manifest(plan, scan, target, src_top.name),
+                kind=Kind.SET_PROPS,
+            )
         plan.add(f"mark {name} {state}", lambda: self.zfs.set_props(target, {PROP_STATE: state}), kind=Kind.MARK)
 
         def finish() -> None:
@@ -557,6 +567,108 @@ class Engine:
             self.zfs.set_props(dataset, props)
         except ZfsError as exc:
             raise OperationFailed(f"set properties on {dataset}: {exc}") from exc
+
+    # ------------------------------------------------------------ manifests
+
+    def _checkpoint_manifest(self, plan: Plan, scan: Scan, target: str, source: str) -> None:
+        """Give a new checkpoint its source's package manifest: the running
+        BE's dpkg status, else the manifest the source carries. A manifest
+        is never a reason for a checkpoint to fail: trouble is a note."""
+        from .apt.manifest import ManifestError
+
+        try:
+            if source == scan.running:
+                found = self.manifests.read("/")
+                props = found.to_props() if found is not None else None
+            else:
+                props = self._manifest_props(source) or None
+            if props:
+                self.zfs.set_props(target, props)
+        except (OSError, ZfsError, ManifestError, SystemError) as exc:
+            plan.notes.append(f"no package manifest recorded for {target}: {exc}")
+
+    def _manifest_props(self, dataset: str) -> dict[str, str]:
+        """The manifest properties a dataset carries (header and parts), {}
+        when it has none: two property reads."""
+        from .apt.manifest import PROP_MANIFEST, Manifest, part_prop
+
+        header = self.zfs.get_props(dataset, [PROP_MANIFEST])
+        count = Manifest.parts_of(header.get(PROP_MANIFEST))
+        if not count:
+            return {}
+        return {**header, **self.zfs.get_props(dataset, [part_prop(i) for i in range(count)])}
+
+    def record_manifest(self, name: str, mounted_at: str) -> bool:
+        """Record the manifest of BE `name`, mounted at `mounted_at` (a
+        sandbox upgrade's result, read in its chroot), replacing the one it
+        had. Return whether one was recorded."""
+        from .apt.manifest import PROP_MANIFEST, stale_parts
+
+        if self.manifests is None or not self.manifests.enabled:
+            return False
+        found = self.manifests.read(mounted_at)
+        if found is None:
+            return False
+        dataset = self.dataset_of(name)
+        props = found.to_props()
+        old = self.zfs.get_props(dataset, [PROP_MANIFEST]).get(PROP_MANIFEST)
+        self.zfs.set_props(dataset, props)
+        for prop in stale_parts(old, props):
+            self.zfs.inherit(dataset, prop)
+        return True
+
+    def manifest(self, name: str, scan: Optional[Scan] = None):
+        """The package manifest of BE `name` (apt/manifest.py's Manifest):
+        the running BE's live dpkg status; else the one it carries; else
+        its dpkg status read with it mounted read-only in bootenv's own
+        mount namespace. None when it has no dpkg status. Raise
+        BeNotFound, OperationFailed."""
+        from .apt.manifest import Manifest, ManifestError, StatusSource
+
+        scan = scan or self.scan()
+        top = self._top(scan, name)
+        source = self.manifests if self.manifests is not None else StatusSource()
+        try:
+            if top.name == scan.running:
+                return source.read("/")
+            found = Manifest.from_props(self._manifest_props(top.name))
+            if found is not None:
+                return found
+            with self.mounted_readonly(name, scan) as path:
+                return source.read(path)
+        except (OSError, ManifestError, SystemError) as exc:
+            raise OperationFailed(f"package manifest of {name}: {exc}") from exc
+
+    def mounted_readonly(self, name: str, scan: Optional[Scan] = None):
+        """A context: BE `name` mounted read-only (in bootenv's own mount
+        namespace) at its path under the mount base, unmounted after; the
+        running BE is just /, a BE mounted already (bootenv mount) its place."""
+        from contextlib import contextmanager
+
+        @contextmanager
+        def ctx():
+            s = scan or self.scan()
+            top = self._top(s, name)
+            if top.name == s.running:
+                yield "/"
+                return
+            if top.props.get("mounted") == "yes":
+                yield self._where_mounted(top.name)
+                return
+            path = self.mount(name, readonly=True, private=True)
+            try:
+                yield path
+            finally:
+                self.unmount(name)
+
+        return ctx()
+
+    def _where_mounted(self, dataset: str) -> str:
+        where = getattr(self.zfs, "mountpoints_of", None)
+        places = where(dataset) if where else []
+        if not places:
+            raise Refused(f"{dataset} is mounted, but bootenv cannot tell where; unmount it first")
+        return places[-1]
 
     # ------------------------------------------------------------ activate
 
@@ -712,7 +824,11 @@ class Engine:
         if held:
             which = "; ".join(f"{s} (holds: {', '.join(sorted(t))})" for s, t in held.items())
             what = wanted[0] if len(wanted) == 1 else ", ".join(order)
-            raise Refused(f"cannot destroy {what}: snapshot has user holds: {which}")
+            why = ""
+            if any("bootenv-send" in t for t in held.values()):
+                # transfer.py's HOLD_TAG: the base the next incremental send needs
+                why = "; bootenv-send keeps the base of the next incremental 'bootenv send' (release it with zfs release bootenv-send SNAPSHOT; the bookmark stays a base)"
+            raise Refused(f"cannot destroy {what}: snapshot has user holds: {which}{why}")
         for name in order:
             plan.add(f"update the boot menu" + ("" if len(order) == 1 else f" ({name})"), lambda n=name: self.bootloader.post_destroy(n), kind=Kind.BOOTLOADER)
         self._end_operation(plan)
@@ -797,6 +913,19 @@ class Engine:
         ):
             if name:
                 out[name] = why
+        return out
+
+    def held(self, scan: Scan) -> dict[str, str]:
+        """The BEs prune must skip because a snapshot of theirs has a user
+        hold (bootenv send keeps the base of the next incremental so), from
+        the listing's userrefs (a scan with snapshots; {} without)."""
+        out: dict[str, str] = {}
+        for top in scan.tops():
+            for ds in scan.tree(top.name):
+                snap = next((s for s in scan.snapshots.get(ds, []) if s.number("userrefs") > 0), None)
+                if snap is not None:
+                    out[self.name_of(top.name) or top.name] = f"{snap.name} is held (zfs holds {snap.name}; bootenv send keeps the base of the next incremental so)"
+                    break
         return out
 
     def _refuse_destroy(self, be: BootEnv, top: Dataset, protected: Optional[dict[str, str]] = None) -> None:
@@ -1056,7 +1185,7 @@ class Engine:
         scan = scan or self.scan()
         bes = [self._bootenv(scan, top) for top in scan.tops()]
         free = self.free_percent()
-        protected = {**(also_protect or {}), **self.protected(scan)}
+        protected = {**self.held(scan), **(also_protect or {}), **self.protected(scan)}
         decisions, pressure = decide(bes, policy, now=int(self.clock()), protected=protected, free_percent=free)
         return decisions, pressure, free
 
@@ -1178,7 +1307,7 @@ class Engine:
     def _mount_path(self, name: str) -> str:
         return os.path.join(self.mount_base, name)
 
-    def mount(self, name: str, path: Optional[str] = None, *, private: bool = False) -> str:
+    def mount(self, name: str, path: Optional[str] = None, *, private: bool = False, readonly: bool = False) -> str:
         """Mount a BE's whole tree at `path` (default /run/bootenv/NAME),
         children at their place below it. Return the path. Raise Refused
         if it is running or already mounted.
@@ -1213,7 +1342,10 @@ class Engine:
                     continue
                 where = self._child_path(path, top_mp, row.props.get("mountpoint", ""), ds, top.name)
                 self._make_mount_dir(name, where)
-                self.zfs.mount(ds, where)
+                if readonly:
+                    self.zfs.mount(ds, where, readonly=True)
+                else:
+                    self.zfs.mount(ds, where)
                 done.append(ds)
         except (ZfsError, OperationFailed) as exc:
             for ds in reversed(done):

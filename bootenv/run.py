@@ -194,6 +194,51 @@ class Runner:
             raise
 
 
+    def stream(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: int | None = None,
+        stdout: int | None = None,
+        on_stderr: Callable[[str], None] | None = None,
+        mutating: bool = True,
+    ) -> tuple[int, str]:
+        """Run `argv` with its stdin/stdout on the given file descriptors
+        (a zfs send/receive stream flows between the program and the file
+        or pipe, never through Python), its stderr read line by line and
+        handed to `on_stderr` (progress) as it comes. Return (exit status,
+        the stderr text). Under dry-run a `mutating` command is only
+        reported. Raise CommandNotFound."""
+        argv = self._argv(argv)
+        if mutating and self.refuse(shlex.join(argv)):
+            return 0, ""
+        log.debug("run streaming: %s", shlex.join(argv))
+        with _not_found(argv):
+            proc = subprocess.Popen(
+                argv,
+                env=self._env(None),
+                stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                stdout=stdout if stdout is not None else subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+                bufsize=1,
+            )
+        lines: list[str] = []
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                line = line.rstrip("\n")
+                lines.append(line)
+                if on_stderr:
+                    on_stderr(line)
+            return proc.wait(), "\n".join(lines)
+        except KeyboardInterrupt:
+            proc.terminate()
+            proc.wait()
+            raise
+
+
 @contextlib.contextmanager
 def _not_found(argv: list[str]) -> Iterator[None]:
     """Starting a program that is missing (or not executable) raises

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 # What the value of an option completes to, by (command path, option):
-# "be" an existing BE name, "dir" a directory, "=WORDS" one of these words,
+# "be" an existing BE name, "dir" a directory, "file" a file, "=WORDS" one of these words,
 # "none" nothing (free text). Options not listed complete to nothing.
 VALUES: Dict[tuple, str] = {
     ("", "-a"): "be",
@@ -29,6 +29,10 @@ VALUES: Dict[tuple, str] = {
     ("", "--zfs"): "=auto lzc cli fake:",
     ("", "--bootloader"): "=auto bootfs grub systemd-boot zfsbootmenu",
     ("create", "--from"): "be",
+    ("send", "-o"): "file",
+    ("send", "--output"): "file",
+    ("receive", "-i"): "file",
+    ("receive", "--input"): "file",
     ("list", "-o"): "=active running gen name title created used reclaim kind state origin keep",
     ("list", "--columns"): "=active running gen name title created used reclaim kind state origin keep",
 }
@@ -47,6 +51,10 @@ ARGUMENTS: Dict[tuple, str] = {
     ("mount", "name"): "be",
     ("mount", "path"): "dir",
     ("unmount", "name"): "be",
+    ("diff", "old"): "be",
+    ("diff", "new"): "be",
+    ("show", "name"): "be",
+    ("send", "name"): "be",
     ("install", "packages"): "pkg",
     ("remove", "packages"): "installed",
     ("purge", "packages"): "installed",
@@ -164,6 +172,9 @@ _bootenv_complete_kind() {
         dir)
             compopt -o filenames 2>/dev/null
             COMPREPLY=($(compgen -d -- "$cur")) ;;
+        file)
+            compopt -o filenames 2>/dev/null
+            COMPREPLY=($(compgen -f -- "$cur")) ;;
         pkg)
             COMPREPLY=($(apt-cache --no-generate pkgnames "$cur" 2>/dev/null)) ;;
         installed)

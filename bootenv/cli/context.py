@@ -55,6 +55,7 @@ class Settings:
     def engine(self):
         """Build the Engine once, on first use (imports the backend)."""
         if self._engine is None:
+            from ..apt.manifest import StatusSource
             from ..boot.factory import open_bootloader
             from ..engine import Engine
             from ..errors import NoZfsRoot, UsageError
@@ -74,8 +75,18 @@ class Settings:
                 open_bootloader(self.bootloader, detect=not self.zfs_is_fake()),
                 be_root=self.be_root,
                 running=self.running,
+                manifests=self.status_source(StatusSource),
             )
         return self._engine
+
+    def status_source(self, cls):
+        """Where package manifests come from: the BE's own dpkg status; on
+        a fake pool (which mounts nothing) the trees under
+        BOOTENV_FAKE_DPKG, or none."""
+        if not self.zfs_is_fake():
+            return cls()
+        prefix = os.environ.get("BOOTENV_FAKE_DPKG") or ""
+        return cls(prefix.rstrip("/"), enabled=bool(prefix))
 
     def needs_root(self) -> bool:
         return not self.zfs_is_fake()

@@ -177,6 +177,17 @@ class Upgrader:
             self.say(line)
         return be
 
+    def _record_manifest(self, name: str, path: str) -> None:
+        """The sandbox's packages after apt, read in its chroot; trouble
+        is a line, never a failed upgrade."""
+        from ..apt.manifest import ManifestError
+        from ..zfs.base import ZfsError
+
+        try:
+            self.engine.record_manifest(name, path)
+        except (OSError, ZfsError, ManifestError, SystemError) as exc:
+            self.say(f"no package manifest recorded for {name}: {exc}")
+
     def _mark(self, name: str, state: str) -> None:
         crash_point("mark-complete", "before")
         try:
@@ -249,6 +260,8 @@ class Upgrader:
                 status = self.packages.run(prepared.request, root.path)
                 crash_point("apt", "after")
                 seconds = self.timer() - start
+                if status == 0:
+                    self._record_manifest(name, root.path)
         except BaseException:
             self._discard(name)
             raise

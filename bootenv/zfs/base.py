@@ -178,6 +178,19 @@ class Dataset:
         return self.props.get(prop)
 
 
+@dataclass(frozen=True)
+class DiffEntry:
+    """One line of `zfs diff -H -F`: `change` is + (added), - (removed),
+    M (modified) or R (renamed); `kind` the file type letter (F file, /
+    directory, @ symlink, B/C devices, | pipe, = socket); `path` relative
+    to the filesystem's root, starting with '/'; `new_path` for R."""
+
+    change: str
+    kind: str
+    path: str
+    new_path: str | None = None
+
+
 # ------------------------------------------------------------- protocol
 
 
@@ -278,10 +291,12 @@ class ZfsBackend(Protocol):
         """Set a pool property (bootfs must name a filesystem of the pool)."""
         ...
 
-    def mount(self, name: str, path: str) -> None:
+    def mount(self, name: str, path: str, *, readonly: bool = False) -> None:
         """Mount filesystem `name` at `path` regardless of its mountpoint
-        property (what `mount -t zfs -o zfsutil` does). Raise DatasetBusy
-        if it is already mounted."""
+        property (what `mount -t zfs -o zfsutil` does), read-only when
+        `readonly` (a look inside that must not change it: not even
+        atimes, so `written` stays 0). Raise DatasetBusy if it is already
+        mounted."""
         ...
 
     def unmount(self, name: str) -> None:
@@ -292,6 +307,22 @@ class ZfsBackend(Protocol):
 
     def mounted_at(self, path: str) -> str | None:
         """Return the ZFS filesystem mounted at `path`, or None."""
+        ...
+
+    def diff(self, snapshot: str, target: str) -> list[DiffEntry]:
+        """Given a snapshot and a later state that descends from it (its
+        filesystem, a later snapshot of it, or a clone whose origin chain
+        holds it), return what changed from one to the other, as
+        `zfs diff -H -F` reports it. The snapshot's filesystem and the
+        target's must both be mounted (zfs diff reads paths through them). Raise DatasetNotFound,
+        InvalidName (not an earlier snapshot of the target's lineage),
+        NotMounted."""
+        ...
+
+    def written_since(self, snapshot: str, target: str) -> int:
+        """Bytes written to filesystem `target` since `snapshot` (the
+        `written@snapshot` property; for a clone, a snapshot of its origin
+        chain). Raise DatasetNotFound, InvalidName."""
         ...
 
     def private_mounts(self) -> None:

@@ -27,6 +27,7 @@ from .base import (
     CrossPool,
     Dataset,
     DatasetBusy,
+    DiffEntry,
     DatasetExists,
     DatasetNotFound,
     HasDependents,
@@ -53,6 +54,13 @@ ERROR_TABLE: tuple[tuple[re.Pattern[str], type[ZfsError]], ...] = tuple(
     for pattern, cls in (
         # zfs promote of a filesystem without origin
         (r"not a cloned filesystem", NotAClone),
+        # zfs diff of a filesystem that is not mounted
+        (r"cannot diff an unmounted", NotMounted),
+        # zfs diff of unrelated datasets ("not an earlier snapshot from the
+        # same fs"), written@ of a snapshot outside the lineage
+        (r"not an earlier snapshot|not a descendant|snapshot of the origin", InvalidName),
+        # zfs diff from a snapshot that does not exist (2.3: ENOENT from the ioctl)
+        (r"unable to obtain diffs: no such file", DatasetNotFound),
         # zfs destroy without -r / -R: "filesystem has children",
         # "snapshot has dependent clones", "snapshot is cloned"
         (r"has children|has dependent clones|snapshot is cloned", HasDependents),
@@ -144,6 +152,37 @@ def parse_reclaim(output: str) -> int:
         if key == "reclaim" and value.strip().isdigit():
             return int(value)
     return 0
+
+
+def _unescape_diff(text: str) -> str:
+    """zfs diff prints bytes outside printable ASCII (and spaces, and
+    backslashes) as \\ooo octal escapes: undo them (bytes, then UTF-8)."""
+    if "\\" not in text:
+        return text
+    raw = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), text.encode("utf-8", "surrogateescape"))
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def parse_diff(output: str, mountpoints: Sequence[str] = ()) -> list[DiffEntry]:
+    """Given `zfs diff -H -F` output, return its entries with paths made
+    relative to the filesystem (the mount path it printed stripped)."""
+    roots = sorted((m.rstrip("/") for m in mountpoints), key=len, reverse=True)
+
+    def rel(path: str) -> str:
+        path = _unescape_diff(path)
+        for root in roots:
+            if path == root or path.startswith(root + "/"):
+                return path[len(root):] or "/"
+        return path
+
+    entries = []
+    for line in output.splitlines():
+        fields = line.split("\t")
+        if len(fields) < 3 or fields[0] not in ("+", "-", "M", "R"):
+            continue
+        new = rel(fields[3]) if fields[0] == "R" and len(fields) > 3 else None
+        entries.append(DiffEntry(fields[0], fields[1], rel(fields[2]), new))
+    return entries
 
 
 def _first_free_column(columns: Sequence[str]) -> int:
@@ -353,6 +392,20 @@ class ZfsCommands:
                 found = source if fstype == "zfs" else None
         return found
 
+    def diff(self, snapshot: str, target: str) -> list[DiffEntry]:
+        fs = target.split("@", 1)[0]
+        if "@" not in snapshot:
+            raise InvalidName(f"cannot diff '{snapshot}': the first of a diff is a snapshot", snapshot)
+        out = self._zfs("diff", "-H", "-F", snapshot, target, name=target)
+        return parse_diff(out, self.mountpoints_of(fs))
+
+    def written_since(self, snapshot: str, target: str) -> int:
+        out = self._zfs("get", "-H", "-p", "-o", "value", f"written@{snapshot}", target, name=target)
+        value = out.strip()
+        if not value.isdigit():
+            raise InvalidName(f"cannot get written@{snapshot} of '{target}': {value or 'no value'}", target)
+        return int(value)
+
     # -- mutations
 
     def snapshot(self, names: Iterable[str], props: Mapping[str, str] | None = None) -> None:
@@ -423,12 +476,13 @@ class ZfsCommands:
     def pool_set(self, pool: str, prop: str, value: str) -> None:
         self._zpool("set", f"{prop}={value}", pool, name=pool, mutating=True)
 
-    def mount(self, name: str, path: str) -> None:
+    def mount(self, name: str, path: str, *, readonly: bool = False) -> None:
         where = self.mountpoints_of(name)
         if where:
             raise DatasetBusy(f"cannot mount '{name}': already mounted at {where[0]}", name)
         try:
-            self._cmd(["mount", "-t", "zfs", "-o", "zfsutil", name, path], name=name, mutating=True)
+            options = "zfsutil,ro" if readonly else "zfsutil"
+            self._cmd(["mount", "-t", "zfs", "-o", options, name, path], name=name, mutating=True)
         except ZfsError:
             if not self.exists(name):
                 raise DatasetNotFound(f"cannot mount '{name}': dataset does not exist", name) from None

@@ -32,6 +32,8 @@ RANK = {
     "plan": 3,
     "engine": 4,
     "trial": 5,
+    "diff": 5,
+    "transfer": 5,
     "upgrade": 5,
     "repair": 6,  # uses trial's properties
     "cli": 7,

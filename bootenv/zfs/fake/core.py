@@ -34,11 +34,13 @@ from ..base import (
     DatasetBusy,
     DatasetExists,
     DatasetNotFound,
+    DiffEntry,
     HasDependents,
     InvalidName,
     InvalidProperty,
     NoSpace,
     NotAClone,
+    NotMounted,
     SnapshotHeld,
     ZfsUnavailable,
     pool_of,
@@ -463,6 +465,48 @@ class FakeZfs(MountsMixin, ListingMixin, FakeState):
             if value is not None and value != "":
                 out[p] = str(value)
         return out
+
+    # -- diff: the fake has no files, only blocks; each block stands for
+    # one file `/data-<block id>` (what the contract suite's real helper
+    # writes: one new file per write), so a write is an added file and a
+    # delete a removed one.
+
+    def _lineage(self, snapshot: str, target: str) -> tuple[Snap, Fs | Snap]:
+        snap = self._get_snap(snapshot)
+        later: Fs | Snap = self._get_snap(target) if "@" in target else self._get_fs(target)
+        fs = later.fs if isinstance(later, Snap) else later
+        if isinstance(later, Snap) and later.fs is snap.fs and later.createtxg > snap.createtxg:
+            return snap, later
+        f: Fs | None = fs
+        # The newest state of f the target descends from: its head (None),
+        # or, up the origin chain, the origin snapshot itself (inclusive).
+        at: int | None = later.createtxg + 0 if isinstance(later, Snap) else None
+        inclusive = False
+        while f is not None:
+            if f is snap.fs and (at is None or at > snap.createtxg or (inclusive and at == snap.createtxg)):
+                return snap, later
+            if f.origin is None:
+                break
+            at, inclusive = f.origin.createtxg, True
+            f = f.origin.fs
+        raise InvalidName(f"cannot diff '{snapshot}' and '{target}': not an earlier snapshot from the same fs", target)
+
+    @op(mutating=False)
+    def diff(self, snapshot: str, target: str) -> list[DiffEntry]:
+        snap, later = self._lineage(snapshot, target)
+        fs = later.fs if isinstance(later, Snap) else later
+        for f in (snap.fs, fs):
+            if f.mount is None:
+                raise NotMounted(f"cannot diff '{target}': Cannot diff an unmounted snapshot ({f.name})", target)
+        before, after = content(snap), content(later)
+        entries = [DiffEntry("-", "F", f"/data-{b}") for b in sorted(before - after)]
+        entries += [DiffEntry("+", "F", f"/data-{b}") for b in sorted(after - before)]
+        return entries
+
+    @op(mutating=False)
+    def written_since(self, snapshot: str, target: str) -> int:
+        snap, later = self._lineage(snapshot, target)
+        return sum(self._blocks[b].size for b in content(later) - content(snap))
 
     @op(mutating=True)
     def set_props(self, name: str, props: Mapping[str, str]) -> None:

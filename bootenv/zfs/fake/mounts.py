@@ -50,7 +50,7 @@ class MountsMixin(FakeState):
         return moves
 
     @op(mutating=True)
-    def mount(self, name: str, path: str) -> None:
+    def mount(self, name: str, path: str, *, readonly: bool = False) -> None:
         fs = self._get_fs(name)
         path = norm_path(path)
         if fs.mount is not None:
@@ -59,6 +59,10 @@ class MountsMixin(FakeState):
             raise DatasetBusy(f"{self._mounts[path].name} is already mounted at {path}", name)
         fs.mount = path
         self._mounts[path] = fs
+        if readonly:
+            self.readonly_mounts.add(name)
+        else:
+            self.readonly_mounts.discard(name)
 
     @op(mutating=True)
     def unmount(self, name: str) -> None:

@@ -40,6 +40,8 @@ class FakeState:
         self._mounts: dict[str, Fs] = {}
         self._faults: dict[str, list[BaseException]] = {}
         self._depth = 0
+        # Not persisted: which mounts were asked read-only (tests look).
+        self.readonly_mounts: set[str] = set()
         self.private_mount_calls = 0  # private_mounts(): what a real backend would isolate
 
 
