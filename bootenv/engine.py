@@ -655,8 +655,12 @@ class Engine:
             which = "; ".join(f"{s} (holds: {', '.join(sorted(t))})" for s, t in held.items())
             what = wanted[0] if len(wanted) == 1 else ", ".join(order)
             raise Refused(f"cannot destroy {what}: snapshot has user holds: {which}")
-        for name in order:
-            plan.add(f"update the boot menu" + ("" if len(order) == 1 else f" ({name})"), lambda n=name: self.bootloader.post_destroy(n), kind=Kind.BOOTLOADER)
+        def menus() -> None:
+            with self.bootloader.batch():  # GRUB: one update-grub for the whole set
+                for name in order:
+                    self.bootloader.post_destroy(name)
+
+        plan.add("update the boot menu", menus, kind=Kind.BOOTLOADER)
         plan.result = bes[wanted[0]] if single else [bes[n] for n in order]
         if reclaim:
             try:

@@ -171,15 +171,19 @@ def pre_invoke(
     when = datetime.now().strftime("%Y-%m-%d %H:%M")
     with (lock() if lock else exclusive(command="bootenv hook pre-invoke")):
         engine = engine_factory()
-        be = engine.plan_create(
-            None,
-            kind="hook",
-            title=make_title(f"before {frontend.cmdline} ({when})"),
-            command=frontend.cmdline,
-            state=STATE_UNFINISHED_APT,
-        ).execute()
-        _remember(state, frontend.run_id, be.name)  # first: whatever retention meets, one checkpoint a run
-        retention = auto_prune(engine, be.name)
+        # One menu regeneration for the checkpoint and the retention after
+        # it (GRUB: one update-grub, not two). Should it fail, the
+        # checkpoint stays (it is whole; the next menu update lists it).
+        with engine.bootloader.batch():
+            be = engine.plan_create(
+                None,
+                kind="hook",
+                title=make_title(f"before {frontend.cmdline} ({when})"),
+                command=frontend.cmdline,
+                state=STATE_UNFINISHED_APT,
+            ).execute()
+            _remember(state, frontend.run_id, be.name)  # first: whatever retention meets, one checkpoint a run
+            retention = auto_prune(engine, be.name)
     say(f"bootenv: checkpoint {be.name} taken before this apt run (to go back: bootenv activate {be.name})")
     if retention:
         say(retention)

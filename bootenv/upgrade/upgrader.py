@@ -156,17 +156,18 @@ class Upgrader:
         return make_title(f"{'before ' if before else ''}{prepared.request.text} ({when})")
 
     def _create(self, prepared: Prepared, before: bool):
-        be = self.engine.plan_create(
-            None,
-            kind="apt",
-            title=self._title(prepared, before),
-            command=prepared.command or prepared.request.text,
-            state=STATE_UNFINISHED_APT,
-        ).execute()
-        self.engine.set_metadata(be.name, {PROP_PACKAGES: prepared.plan.packages_property()})
         from .hook import auto_prune
 
-        line = auto_prune(self.engine, be.name)
+        with self.engine.bootloader.batch():  # one menu update for the checkpoint and the retention (hook.py)
+            be = self.engine.plan_create(
+                None,
+                kind="apt",
+                title=self._title(prepared, before),
+                command=prepared.command or prepared.request.text,
+                state=STATE_UNFINISHED_APT,
+            ).execute()
+            self.engine.set_metadata(be.name, {PROP_PACKAGES: prepared.plan.packages_property()})
+            line = auto_prune(self.engine, be.name)
         if line:
             self.say(line)
         return be
