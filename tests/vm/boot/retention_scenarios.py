@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 
 from apt_scenarios import APT_REPO, ORIGIN, PRE_INVOKE_LOG, TEST_APT_CONF, TEST_APT_SETTINGS
@@ -43,7 +44,10 @@ PAYLOAD = 512 * 1024  # random bytes per version, as hex: 1 MiB a file lz4 canno
 def _payload_deb(name: str, version: str):
     from tests.debs import Deb
 
-    return Deb(name, version, files={f"/usr/share/{name}/data-{version}": os.urandom(PAYLOAD).hex(),
+    # seeded: /run is empty after a reboot, and the repository built again
+    # there must hold the same packages
+    data = random.Random(f"{name} {version}").randbytes(PAYLOAD).hex()
+    return Deb(name, version, files={f"/usr/share/{name}/data-{version}": data,
                                      f"/usr/share/{name}/version": f"{version}\n"})
 
 
