@@ -4,20 +4,21 @@ root-on-ZFS system with its real bootloader (the GRUB driver: update-grub,
 42_bootenv reading org.bootenv:kernels): issue 16's "a checkpoint whose
 cost does not grow with the number of BEs".
 
-Side by side in one run, median of TRIES (ms), each create destroyed again
-(untimed) before the next:
+Side by side in one run, median of TRIES (ms), the two pool sizes
+interleaved try by try (drift in the shared guest hits both alike):
 
     create       bootenv create benchck          (the whole process)
     update-grub  update-grub alone               (what create's menu update costs)
 
-first with the running BE alone (1 BE), then with FANOUT more BEs (100 in
-all): one `bootenv create seed`, then its snapshot cloned in process
-(libzfs_core) FANOUT-1 times with seed's org.bootenv: properties (its
-kernels record too, as bootenv writes it: 42_bootenv trusts it and mounts
-nothing), so building them costs no update-grub each. Prints the ratio
-100 BEs / 1 BE of each row. Destroys what it made.
+each create destroyed again (untimed) before the next: with the running
+BE alone (1 BE), and with BES-1 more (100 in all), made in process
+(libzfs_core: one snapshot of the running BE, BES-1 clones of it) with the
+org.bootenv: properties bootenv gives a checkpoint of the running system,
+its kernels record too (kernels.boot_record: 42_bootenv trusts it and
+mounts nothing), and destroyed in process again, so building them costs
+no update-grub. Prints the ratio 100 BEs / 1 BE of each row.
 
-Runs as root on the booted disk (tests/vm/boot: BOOTENV_VM_ONLY=bench_create
+Runs as root on the booted disk (BOOTENV_VM_ONLY=bench_create
 tests/vm/boots.py run grub), with the running system's bootenv:
 
     python3 bench/create_real.py [--tries 3] [--bes 100]
@@ -26,12 +27,14 @@ tests/vm/boots.py run grub), with the running system's bootenv:
 from __future__ import annotations
 
 import argparse
-import re
+import os
 import shlex
 import statistics
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # bootenv from this tree
 
 
 def sh(argv: list[str]) -> str:
@@ -47,52 +50,49 @@ def timed(argv: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def be_root() -> str:
-    root = sh(["findmnt", "-n", "-o", "SOURCE", "/"]).strip()
-    return root.rsplit("/", 1)[0]
-
-
 def count_bes(root: str) -> int:
     return len(sh(["zfs", "list", "-H", "-d", "1", "-t", "filesystem", "-o", "name", root]).split()) - 1
 
 
-def measure(bootenv: list[str], tries: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {"create": [], "update-grub": []}
-    for _ in range(tries):  # interleaved: drift in the guest hits both alike
-        times["create"].append(timed([*bootenv, "create", "benchck"]))
-        sh([*bootenv, "destroy", "-y", "benchck"])
-        times["update-grub"].append(timed(["update-grub"]))
-    return {k: statistics.median(v) for k, v in times.items()}
+def timed_create(bootenv: list[str]) -> float:
+    took = timed([*bootenv, "create", "benchck"])
+    sh([*bootenv, "destroy", "-y", "benchck"])
+    return took
 
 
-def fan_out(bootenv: list[str], root: str, count: int) -> list[str]:
-    """`bootenv create seed`, then count-1 clones of seed@fan made in
-    process with seed's properties (generations of their own). Return the
-    clones' datasets (seed last)."""
+def fan_out(root: str, running: str, count: int) -> list[str]:
+    """count clones of a snapshot of the running BE, made in process with
+    what bootenv records on a checkpoint of the running system. Return
+    their datasets."""
     import libzfs_core as lzc
 
-    sh([*bootenv, "create", "seed"])
-    seed = f"{root}/seed"
-    props = {}
-    for line in sh(["zfs", "get", "-H", "-p", "-o", "property,value", "-s", "local", "all", seed]).splitlines():
-        prop, _, value = line.partition("\t")
-        if prop.startswith("org.bootenv:") or prop in ("canmount", "mountpoint"):
-            props[prop] = value
-    lzc.lzc_snapshot([f"{seed}@fan".encode()])
-    referenced = sh(["zfs", "get", "-H", "-p", "-o", "value", "referenced", f"{seed}@fan"]).strip()
-    gen = int(props.get("org.bootenv:generation", "1"))
+    from bootenv.boot.kernels import boot_record
+
+    snap = f"{running}@bench-fan"
+    lzc.lzc_snapshot([snap.encode()])
+    referenced = sh(["zfs", "get", "-H", "-p", "-o", "value", "referenced", snap]).strip()
+    record = boot_record("/", int(referenced))  # a clone's referenced is its origin's
+    gen = int(sh(["zfs", "get", "-H", "-p", "-o", "value", "org.bootenv:next-generation", root]).strip().replace("-", "") or 1)
     made = []
-    for i in range(1, count):
-        mine = dict(props, **{"org.bootenv:generation": str(gen + i), "org.bootenv:title": f"fan-out {i}"})
-        if "org.bootenv:kernels" in mine:  # a clone's referenced is its origin's: the record holds
-            mine["org.bootenv:kernels"] = re.sub(r"^ref=\d+", f"ref={referenced}", mine["org.bootenv:kernels"])
-        # canmount is a number to libzfs_core (0 off, 1 on, 2 noauto)
-        encoded = {k.encode(): ({"off": 0, "on": 1, "noauto": 2}[v] if k == "canmount" else v.encode()) for k, v in mine.items()}
+    for i in range(count):
+        props = {"canmount": 2, "mountpoint": b"/",  # canmount: 2 is noauto to libzfs_core
+                 "org.bootenv:kind": b"manual", "org.bootenv:title": f"fan-out {i}".encode(),
+                 "org.bootenv:origin-be": running.rsplit("/", 1)[1].encode(), "org.bootenv:state": b"complete",
+                 "org.bootenv:created": str(int(time.time())).encode(), "org.bootenv:generation": str(gen + 1000 + i).encode(),
+                 "org.bootenv:kernels": record.encode()}
         name = f"{root}/fan{i:03d}"
-        lzc.lzc_clone(name.encode(), f"{seed}@fan".encode(), encoded)
+        lzc.lzc_clone(name.encode(), snap.encode(), {k.encode(): v for k, v in props.items()})
         made.append(name)
-    sh(["zfs", "set", f"org.bootenv:next-generation={gen + count}", root])
-    return made + [seed]
+    return made + [snap]
+
+
+def fan_in(made: list[str]) -> None:
+    import libzfs_core as lzc
+
+    *clones, snap = made
+    for name in clones:
+        lzc.lzc_destroy(name.encode())
+    lzc.lzc_destroy_snaps([snap.encode()], defer=False)
 
 
 def main() -> int:
@@ -102,20 +102,28 @@ def main() -> int:
     ap.add_argument("--bootenv", default="bootenv", help="the command (default: bootenv on PATH)")
     args = ap.parse_args()
     bootenv = shlex.split(args.bootenv)
-    root = be_root()
+    running = sh(["findmnt", "-n", "-o", "SOURCE", "/"]).strip()
+    root = running.rsplit("/", 1)[0]
     small_n = count_bes(root)
-    small = measure(bootenv, args.tries)
-    made = fan_out(bootenv, root, args.bes - small_n)
-    try:
-        big_n = count_bes(root)
-        big = measure(bootenv, args.tries)
-    finally:
-        import libzfs_core as lzc
-
-        for name in made[:-1]:
-            lzc.lzc_destroy(name.encode())
-        sh([*bootenv, "destroy", "-y", "seed"])
-    print(f"create_real: {root}, GRUB driver, median of {args.tries} tries, ms")
+    times: dict[str, list[float]] = {"create 1": [], "update-grub 1": [], "create N": [], "update-grub N": []}
+    big_n = small_n
+    for _ in range(args.tries):
+        times["create 1"].append(timed_create(bootenv))
+        times["update-grub 1"].append(timed(["update-grub"]))
+        made = fan_out(root, running, args.bes - small_n)
+        try:
+            big_n = count_bes(root)
+            times["create N"].append(timed_create(bootenv))
+            times["update-grub N"].append(timed(["update-grub"]))
+        finally:
+            fan_in(made)
+    sh(["update-grub"])  # the menu as it was
+    med = {k: statistics.median(v) for k, v in times.items()}
+    small = {"create": med["create 1"], "update-grub": med["update-grub 1"]}
+    big = {"create": med["create N"], "update-grub": med["update-grub N"]}
+    print(f"create_real: {root}, GRUB driver, median of {args.tries} interleaved tries, ms")
+    for k, v in times.items():
+        print(f"  {k}: " + ", ".join(f"{t * 1000:.0f}" for t in v))
     print(f"{'command':<12}{f'{small_n} BEs':>12}{f'{big_n} BEs':>12}{'ratio':>8}")
     for label in ("create", "update-grub"):
         print(f"{label:<12}{small[label] * 1000:>12.0f}{big[label] * 1000:>12.0f}{big[label] / small[label]:>7.2f}x")

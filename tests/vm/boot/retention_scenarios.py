@@ -21,7 +21,7 @@ import os
 import random
 import time
 
-from apt_scenarios import APT_REPO, ORIGIN, PRE_INVOKE_LOG, TEST_APT_CONF, TEST_APT_SETTINGS
+from apt_scenarios import APT_REPO, PRE_INVOKE_LOG, TEST_APT_CONF, TEST_APT_SETTINGS
 from step import OUT, POOL, TREE, sh
 
 PACKAGES = [f"rt{k}" for k in range(10)]
