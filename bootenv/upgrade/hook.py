@@ -174,19 +174,28 @@ def pre_invoke(
         # One menu regeneration for the checkpoint and the retention after
         # it (GRUB: one update-grub, not two). Should it fail, the
         # checkpoint stays (it is whole; the next menu update lists it).
-        with engine.bootloader.batch():
-            be = engine.plan_create(
-                None,
-                kind="hook",
-                title=make_title(f"before {frontend.cmdline} ({when})"),
-                command=frontend.cmdline,
-                state=STATE_UNFINISHED_APT,
-            ).execute()
-            _remember(state, frontend.run_id, be.name)  # first: whatever retention meets, one checkpoint a run
-            retention = auto_prune(engine, be.name)
+        from ..errors import BootenvError
+
+        be, menu, retention = None, None, None
+        try:
+            with engine.bootloader.batch():
+                be = engine.plan_create(
+                    None,
+                    kind="hook",
+                    title=make_title(f"before {frontend.cmdline} ({when})"),
+                    command=frontend.cmdline,
+                    state=STATE_UNFINISHED_APT,
+                ).execute()
+                _remember(state, frontend.run_id, be.name)  # first: whatever retention meets, one checkpoint a run
+                retention = auto_prune(engine, be.name)
+        except (BootenvError, OSError) as exc:
+            if be is None:
+                raise
+            menu = f"bootenv: the boot menu was not updated: {exc}"
     say(f"bootenv: checkpoint {be.name} taken before this apt run (to go back: bootenv activate {be.name})")
-    if retention:
-        say(retention)
+    for line in (retention, menu):
+        if line:
+            say(line)
     return be.name
 
 

@@ -276,3 +276,20 @@ def test_a_failing_retention_is_one_line_and_apt_goes_on(engine, hook_env, no_ch
     said = []
     name = pre_invoke(lambda: engine, env=hook_env, frontend=APT, say=said.append, lock=lambda: exclusive(str(tmp_path / "lock")))
     assert name and said[-1] == "bootenv: retention: nothing pruned: cannot destroy x: snapshot has user holds"
+
+
+def test_a_failing_menu_update_keeps_the_checkpoint_and_says_so(engine, hook_env, no_chroot, tmp_path, monkeypatch):
+    from bootenv.run import CommandFailed
+
+    boot = engine.bootloader
+    monkeypatch.setattr(boot, "post_create", lambda be: boot.menu_changed())
+
+    def fail():
+        raise CommandFailed(["update-grub"], 126, "", "update-grub: cannot execute: Permission denied")
+
+    monkeypatch.setattr(boot, "regenerate_menu", fail)
+    said = []
+    name = pre_invoke(lambda: engine, env=hook_env, frontend=APT, say=said.append, lock=lambda: exclusive(str(tmp_path / "lock")))
+    assert name in [b.name for b in hooks(engine)]
+    assert said[0].startswith(f"bootenv: checkpoint {name} taken")
+    assert said[-1].startswith("bootenv: the boot menu was not updated: ") and "Permission denied" in said[-1]
