@@ -174,6 +174,14 @@ class RetentionScenarios:
             self.retention_verdict()
             self.rollback_first()
 
+    def rollback_quick(self) -> None:
+        """BOOTENV_VM_ONLY=rollback_quick,rollback_landed,rollback_returned:
+        (k) after 3 apt runs instead of 30 (3 boots, to debug the rollbacks)."""
+        self.refresh_bootenv()
+        self.retention_ops(0, 3)
+        self.do("update-grub")
+        self.rollback_first()
+
     def retention_1(self) -> None:
         self.retention_boot(0)
 
