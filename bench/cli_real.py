@@ -168,6 +168,8 @@ def main() -> int:
             destroy = [*bootenv, "destroy", "-y", "benchck"] if args.create else None
             try:
                 results[count] = measure(commands, env, args.tries, create, destroy)
+                # as it goes: a guest that times out later still leaves these in its log
+                print(f"cli_real: {count} BEs: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in results[count].items()), flush=True)
             finally:
                 if not args.fake:
                     destroy_real(root)
