@@ -10,6 +10,8 @@ the median of TRIES interleaved runs (ms) of:
     list -H      bootenv list -H
     list --json  bootenv list --json
     status       bootenv status
+    status typer bootenv --be-root ROOT status (a global option: the whole typer
+                 command line, as every status was before its fast path)
     --version    bootenv --version
     python       python3 -c pass (the interpreter bootenv runs on)
     create       bootenv create (then destroyed, untimed), with --create
@@ -51,7 +53,7 @@ sys.path.insert(0, TREE)
 
 POOL = os.environ.get("BOOTENV_TEST_POOL", "betest")
 RAW_COLUMNS = "name,used,creation,origin,mountpoint,canmount,org.bootenv:title"
-READS = ("raw", "list", "list -H", "list --json", "status", "--version", "python")
+READS = ("raw", "list", "list -H", "list --json", "status", "status typer", "--version", "python")
 
 
 # ------------------------------------------------------------ pools
@@ -146,8 +148,9 @@ def main() -> int:
                 build_fake(state, count, args.snapshots)
                 env = dict(base_env, BOOTENV_ZFS=f"fake:{state}")
                 raw = [python, "-m", "bootenv.zfs.fake", "list", state, "rpool/ROOT"]
+                be_root = "rpool/ROOT"
             else:
-                root = f"{POOL}/bench-cli/ROOT"
+                root = be_root = f"{POOL}/bench-cli/ROOT"
                 build_real(root, count, args.snapshots)
                 env = dict(base_env, BOOTENV_BE_ROOT=root, BOOTENV_RUNNING=f"{root}/be0")
                 raw = ["zfs", "list", "-H", "-p", "-r", "-t", "filesystem", "-o", RAW_COLUMNS, root]
@@ -157,6 +160,7 @@ def main() -> int:
                 "list -H": [*bootenv, "list", "-H"],
                 "list --json": [*bootenv, "list", "--json"],
                 "status": [*bootenv, "status"],
+                "status typer": [*bootenv, "--be-root", be_root, "status"],
                 "--version": [*bootenv, "--version"],
                 "python": [python, "-c", "pass"],
             }
@@ -164,6 +168,8 @@ def main() -> int:
             destroy = [*bootenv, "destroy", "-y", "benchck"] if args.create else None
             try:
                 results[count] = measure(commands, env, args.tries, create, destroy)
+                # as it goes: a guest that times out later still leaves these in its log
+                print(f"cli_real: {count} BEs: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in results[count].items()), flush=True)
             finally:
                 if not args.fake:
                     destroy_real(root)
@@ -171,9 +177,9 @@ def main() -> int:
     where = "fake backend (host)" if args.fake else "real ZFS"
     print(f"cli_real: {where}, {args.snapshots} snapshots per BE, median of {args.tries} interleaved tries, ms")
     labels = [*READS, *(["create"] if args.create else [])]
-    print(f"{'command':<12}" + "".join(f"{f'{n} BEs':>12}{'ratio':>8}" for n in sizes))
+    print(f"{'command':<13}" + "".join(f"{f'{n} BEs':>12}{'ratio':>8}" for n in sizes))
     for label in labels:
-        line = f"{label:<12}"
+        line = f"{label:<13}"
         for n in sizes:
             t = results[n][label]
             ref = results[n]["python"] if label == "--version" else results[n]["raw"]

@@ -56,7 +56,7 @@ from .model import (
     validate_title,
 )
 from .plan import Kind, Plan
-from .retention import DESTROY, KEEP, Decision, Policy, decide, parse_duration
+from .retention import DESTROY, KEEP, Decision, Policy, cap, decide, parse_duration
 from .zfs.base import Dataset, DatasetNotFound, ZfsBackend, ZfsError, parent_of, pool_of
 
 DEFAULT_MOUNT_BASE = "/run/bootenv"
@@ -829,8 +829,13 @@ class Engine:
                 # transfer.py's HOLD_TAG: the base the next incremental send needs
                 why = "; bootenv-send keeps the base of the next incremental 'bootenv send' (release it with zfs release bootenv-send SNAPSHOT; the bookmark stays a base)"
             raise Refused(f"cannot destroy {what}: snapshot has user holds: {which}{why}")
-        for name in order:
-            plan.add(f"update the boot menu" + ("" if len(order) == 1 else f" ({name})"), lambda n=name: self.bootloader.post_destroy(n), kind=Kind.BOOTLOADER)
+
+        def menus() -> None:
+            with self.bootloader.batch():  # GRUB: one update-grub for the whole set
+                for name in order:
+                    self.bootloader.post_destroy(name)
+
+        plan.add("update the boot menu", menus, kind=Kind.BOOTLOADER)
         self._end_operation(plan)
         plan.result = bes[wanted[0]] if single else [bes[n] for n in order]
         if reclaim:
@@ -1197,8 +1202,10 @@ class Engine:
         policy = self.policy()
         if not policy.auto:
             return None
-        plan = self.plan_prune(policy, reclaim=False, also_protect={just_taken: "just taken"})
+        plan = self.plan_prune(policy, reclaim=False, also_protect={just_taken: "just taken"}, limit=policy.auto_max)
         result: PruneResult = plan.result  # type: ignore[assignment]
+        left = sum(d.reason.startswith("over the cap") for d in result.decisions)
+        later = f"; {left} more at the next runs (auto_prune_max {policy.auto_max})" if left else ""
         space = (
             f" (space: {result.free_percent:.0f}% of {self.pool} free, under the floor of {policy.space_floor}%: down to {policy.keep_min})"
             if result.pressure and result.free_percent is not None
@@ -1207,7 +1214,7 @@ class Engine:
         if not result.destroyed:
             return f"bootenv: retention: nothing to prune{space}" if space else None
         plan.execute()
-        return f"bootenv: retention: destroyed {len(result.destroyed)} old checkpoint{'s' if len(result.destroyed) != 1 else ''}: {', '.join(result.destroyed)}{space}"
+        return f"bootenv: retention: destroyed {len(result.destroyed)} old checkpoint{'s' if len(result.destroyed) != 1 else ''}: {', '.join(result.destroyed)}{later}{space}"
 
     def plan_prune(
         self,
@@ -1217,10 +1224,12 @@ class Engine:
         strict: bool = False,
         also_protect: Optional[dict[str, str]] = None,
         only: Optional[list[str]] = None,
+        limit: int = 0,
     ) -> Plan:
         """Plan destroying what the retention policy lets go, as one
         destroy plan (dependants promoted as destroy does). `plan.result`
-        is a PruneResult; the plan has no step when nothing goes."""
+        is a PruneResult; the plan has no step when nothing goes. `limit`:
+        at most that many go, the oldest (retention.cap; 0: all)."""
         policy = policy or self.policy()
         scan = self.scan(snapshots=True)
         decisions, pressure, free = self.prune_decisions(policy, scan, also_protect)
@@ -1229,6 +1238,7 @@ class Engine:
             # and every refusal still decide.
             chosen = set(self.select_many(only, scan))
             decisions = [d if d.be.name in chosen or d.action != DESTROY else Decision(d.be, KEEP, "not selected") for d in decisions]
+        decisions = cap(decisions, limit)
         doomed = [d.be.name for d in decisions if d.action == DESTROY]
         notes = []
         if pressure:

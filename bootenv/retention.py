@@ -14,7 +14,8 @@ Rules, in order (the first that applies decides):
      `space_floor` percent) nothing more stays; otherwise the first
      `keep_auto` stay, and so does any younger than `keep_age`.
 Whatever goes is destroyed as `bootenv destroy` would (dependants are
-promoted first, so no other BE loses its origin)."""
+promoted first, so no other BE loses its origin). The automatic prune
+destroys at most `auto_max` of them per run, the oldest (`cap`)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,11 @@ class Policy:
     space_floor: int = 20  # [space_floor] percent of the pool free below which only keep_min stay
     manual: bool = False  # [prune_manual] manual BEs are candidates too
     auto: bool = True  # [auto_prune] retention after each hook/apt checkpoint
+    # [auto_prune_max] the most one automatic prune destroys (0: no cap), so
+    # an apt run after a lowered keep_auto, or on a pool full of old
+    # checkpoints, is not held up by dozens of destroys: the rest go at the
+    # next runs, oldest first
+    auto_max: int = 5
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, str]) -> "Policy":
@@ -80,6 +86,8 @@ class Policy:
                 policy = replace(policy, manual=parse_bool(settings["prune_manual"]))
             if "auto_prune" in settings:
                 policy = replace(policy, auto=parse_bool(settings["auto_prune"]))
+            if "auto_prune_max" in settings:
+                policy = replace(policy, auto_max=_count(settings["auto_prune_max"]))
         except UsageError as exc:
             raise UsageError(f"bootenv.conf: {exc}") from None
         return policy
@@ -146,3 +154,12 @@ def decide(
         else:
             decisions.append(Decision(be, DESTROY, f"older than the newest {policy.keep_auto}"))
     return decisions, pressure
+
+
+def cap(decisions: Sequence[Decision], limit: int) -> list[Decision]:
+    """Given decisions newest first, keep all but the oldest `limit` of
+    those that destroy (0: no limit); the others stay until a later run."""
+    doomed = [i for i, d in enumerate(decisions) if d.action == DESTROY]
+    spared = set(doomed[: max(len(doomed) - limit, 0)]) if limit else set()
+    return [Decision(d.be, KEEP, f"over the cap of {limit} per automatic prune (auto_prune_max): a later run")
+            if i in spared else d for i, d in enumerate(decisions)]

@@ -20,7 +20,8 @@ gets bootfs pointed at the trial BE until that early service puts it back.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 from ..model import BootEnv
 from ..run import Runner, default_runner
@@ -90,6 +91,36 @@ class Bootloader:
 
     def post_create(self, be: BootEnv) -> None:
         """A new BE exists (regenerate menus)."""
+
+    # A driver whose menu is generated as a whole (GRUB: update-grub, ~1 min
+    # under emulation) says so with menu_changed(); inside batch() that is
+    # done once, at the end: a prune of five, or a hook's checkpoint and the
+    # retention after it, cost one regeneration, not one each.
+    _batching = 0
+    _stale = False
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Regenerate the menu at most once, when the outermost batch ends
+        (whatever ended it: the menu must match the BEs that are left)."""
+        self._batching += 1
+        try:
+            yield
+        finally:
+            self._batching -= 1
+            if not self._batching and self._stale:
+                self._stale = False
+                self.regenerate_menu()
+
+    def menu_changed(self) -> None:
+        """The menu must be regenerated: now, or at the end of the batch."""
+        if self._batching:
+            self._stale = True
+        else:
+            self.regenerate_menu()
+
+    def regenerate_menu(self) -> None:
+        """Regenerate the whole menu (drivers that have one)."""
 
     def post_destroy(self, name: str) -> None:
         """BE `name` is gone."""

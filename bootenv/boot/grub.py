@@ -182,8 +182,11 @@ class GrubBootloader(Bootloader):
         if self.read_env().get(VAR_ONCE):
             self._editenv("unset", VAR_ONCE)
 
-    def _regenerate(self) -> None:
+    def regenerate_menu(self) -> None:
         self.runner.run(list(self.update_grub), mutating=True)
+
+    def _regenerate(self) -> None:
+        self.menu_changed()
 
     def record_kernels(self, be: BootEnv, tree: Optional[str] = None) -> None:
         """Record on `be` what its menu entry needs (org.bootenv:kernels,

@@ -173,20 +173,33 @@ def pre_invoke(
         from ..crash import crash_point
 
         engine = engine_factory()
+        # One menu regeneration for the checkpoint and the retention after
+        # it (GRUB: one update-grub, not two). Should it fail, the
+        # checkpoint stays (it is whole; the next menu update lists it).
+        from ..errors import BootenvError
+
+        be, menu, retention = None, None, None
         crash_point("checkpoint", "before")
-        be = engine.plan_create(
-            None,
-            kind="hook",
-            title=make_title(f"before {frontend.cmdline} ({when})"),
-            command=frontend.cmdline,
-            state=STATE_UNFINISHED_APT,
-        ).execute()
-        crash_point("checkpoint", "after")
-        _remember(state, frontend.run_id, be.name)  # first: whatever retention meets, one checkpoint a run
-        retention = auto_prune(engine, be.name)
+        try:
+            with engine.bootloader.batch():
+                be = engine.plan_create(
+                    None,
+                    kind="hook",
+                    title=make_title(f"before {frontend.cmdline} ({when})"),
+                    command=frontend.cmdline,
+                    state=STATE_UNFINISHED_APT,
+                ).execute()
+                crash_point("checkpoint", "after")
+                _remember(state, frontend.run_id, be.name)  # first: whatever retention meets, one checkpoint a run
+                retention = auto_prune(engine, be.name)
+        except (BootenvError, OSError) as exc:
+            if be is None:
+                raise
+            menu = f"bootenv: the boot menu was not updated: {exc}"
     say(f"bootenv: checkpoint {be.name} taken before this apt run (to go back: bootenv activate {be.name})")
-    if retention:
-        say(retention)
+    for line in (retention, menu):
+        if line:
+            say(line)
     return be.name
 
 

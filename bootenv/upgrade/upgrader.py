@@ -158,21 +158,22 @@ class Upgrader:
 
     def _create(self, prepared: Prepared, before: bool):
         crash_point("checkpoint", "before")
-        be = self.engine.plan_create(
-            None,
-            kind="apt",
-            title=self._title(prepared, before),
-            command=prepared.command or prepared.request.text,
-            # In place, the checkpoint is whole before apt runs (what to go
-            # back to); a sandbox clone is half made until apt finished in it:
-            # pending, so a crash leaves a BE nobody activates and repair discards.
-            state=STATE_UNFINISHED_APT if before else STATE_PENDING,
-        ).execute()
-        self.engine.set_metadata(be.name, {PROP_PACKAGES: prepared.plan.packages_property()})
-        crash_point("checkpoint", "after")
         from .hook import auto_prune
 
-        line = auto_prune(self.engine, be.name)
+        with self.engine.bootloader.batch():  # one menu update for the checkpoint and the retention (hook.py)
+            be = self.engine.plan_create(
+                None,
+                kind="apt",
+                title=self._title(prepared, before),
+                command=prepared.command or prepared.request.text,
+                # In place, the checkpoint is whole before apt runs (what to go
+                # back to); a sandbox clone is half made until apt finished in it:
+                # pending, so a crash leaves a BE nobody activates and repair discards.
+                state=STATE_UNFINISHED_APT if before else STATE_PENDING,
+            ).execute()
+            self.engine.set_metadata(be.name, {PROP_PACKAGES: prepared.plan.packages_property()})
+            crash_point("checkpoint", "after")
+            line = auto_prune(self.engine, be.name)
         if line:
             self.say(line)
         return be

@@ -36,6 +36,7 @@ def test_every_setting_at_its_default(tmp_path, monkeypatch):
         "space_floor": "20",
         "prune_manual": "no",
         "auto_prune": "yes",
+        "auto_prune_max": "5",
     }
     uncommented = tmp_path / "bootenv.conf"
     uncommented.write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))

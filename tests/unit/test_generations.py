@@ -296,3 +296,54 @@ def test_prune_narrowed_by_selectors(engine, clock):
     assert sorted(plan.result.destroyed) == ["h0", "h1", "h3"]
     assert {d.be.name: d.reason for d in plan.result.decisions}["h2"] == "not selected"
     assert engine.plan_prune(Policy(keep_auto=2, keep_min=0), only=["4d"]).result.destroyed == ["h1", "h0"]
+
+
+# ---------------------------------------------------------------- the cap, legacy BEs
+
+
+def test_auto_prune_destroys_at_most_its_cap_oldest_first(engine, clock, monkeypatch, tmp_path):
+    conf = tmp_path / "bootenv.conf"
+    conf.write_text("auto_prune = no\n")
+    monkeypatch.setenv("BOOTENV_CONFIG", str(conf))
+    for i in range(9):
+        make(engine, f"h{i}", kind="hook")
+        clock.tick()
+    conf.write_text("keep_auto = 2\nkeep_min = 1\nauto_prune_max = 3\n")  # lowered: 7 may go
+    be = make(engine, "h9", kind="hook")
+    line = engine.auto_prune(be.name)
+    assert line == "bootenv: retention: destroyed 3 old checkpoints: h2, h1, h0; 5 more at the next runs (auto_prune_max 3)"
+    plan = engine.plan_prune(engine.policy())  # `bootenv prune` has no cap
+    assert plan.result.destroyed == ["h7", "h6", "h5", "h4", "h3"]
+    conf.write_text("keep_auto = 2\nkeep_min = 1\nauto_prune_max = 0\n")  # 0: no cap
+    be = make(engine, "h10", kind="hook")
+    assert engine.auto_prune(be.name) == "bootenv: retention: destroyed 6 old checkpoints: h8, h7, h6, h5, h4, h3"
+    assert [b.name for b in engine.list()] == ["debian", "h9", "h10"]
+
+
+def test_a_legacy_be_gets_no_generation_and_is_never_renumbered(engine, zfs, clock):
+    """A BE an older bootenv made (org.bootenv: properties, no generation)
+    keeps none through creates, rename, activate (promote) and prune; no
+    number selects it; the generations of new BEs do not count it."""
+    make(engine, "old", kind="hook")
+    zfs.inherit("rpool/ROOT/old", PROP_GENERATION)
+    zfs.inherit("rpool/ROOT", PROP_NEXT_GENERATION)  # an older bootenv kept no counter
+    clock.tick()
+    for name in ("a", "b"):
+        make(engine, name, kind="hook")
+        clock.tick()
+    assert [gen(engine, n) for n in ("debian", "old", "a", "b")] == [None, None, 1, 2]
+    engine.plan_rename("old", "older").execute()
+    engine.plan_activate("older").execute()  # promotes it
+    engine = reboot(engine, zfs)
+    assert gen(engine, "older") is None and gen(engine, "debian") is None
+    assert engine.select_many(["1..9"]) == ["a", "b"]
+    with pytest.raises(BeNotFound):
+        engine.select("-1")  # the running legacy BE has no generation to count back from
+    engine.plan_activate("b").execute()
+    engine = reboot(engine, zfs)
+    assert engine.select("-1") == "a"  # legacy BEs are not in the count
+    plan = engine.plan_prune(Policy(keep_auto=1, keep_min=1))
+    assert plan.result.destroyed == ["a", "older"]  # no generation: the oldest
+    plan.execute()
+    make(engine, "c")
+    assert gen(engine, "c") == 3 and gen(engine, "debian") is None

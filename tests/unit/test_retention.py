@@ -84,7 +84,8 @@ def test_every_be_has_a_reason_newest_first():
 def test_settings_and_their_errors():
     p = Policy.from_settings({"keep_auto": "4", "keep_age": "2w", "keep_min": "1", "space_floor": "15%", "prune_manual": "yes", "auto_prune": "off"})
     assert p == Policy(keep_auto=4, keep_age=14 * DAY, keep_min=1, space_floor=15, manual=True, auto=False)
-    for bad in ({"keep_auto": "-1"}, {"keep_age": "soon"}, {"space_floor": "120"}, {"auto_prune": "maybe"}):
+    assert Policy().auto_max == 5 and Policy.from_settings({"auto_prune_max": "0"}).auto_max == 0
+    for bad in ({"keep_auto": "-1"}, {"keep_age": "soon"}, {"space_floor": "120"}, {"auto_prune": "maybe"}, {"auto_prune_max": "lots"}):
         with pytest.raises(UsageError, match="bootenv.conf"):
             Policy.from_settings(bad)
     assert parse_duration("30d") == 30 * DAY and parse_duration("12h") == 12 * 3600 and parse_duration("3") == 3 * DAY

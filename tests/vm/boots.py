@@ -5,7 +5,10 @@
                                    run the boot chains (default both), print a summary
     BOOTENV_VM_ONLY=METHOD tests/vm/boots.py run grub
                                    boot once and run only that step method
-                                   (e.g. `quick`: the sandbox scenarios)
+                                   (e.g. `quick`: the sandbox scenarios);
+                                   METHOD1,METHOD2,...: boot N runs method N
+                                   (e.g. the retention series and its
+                                   rollbacks from the disk's own BE)
 
 QEMU boots the disk ITSELF, no -kernel, through one of two real chains:
   grub          SeaBIOS -> GRUB (i386-pc) -> zfs-initramfs -> systemd
@@ -81,7 +84,7 @@ OVMF_CODE = Path(os.environ.get("BOOTENV_VM_OVMF_CODE", "/usr/share/OVMF/OVMF_CO
 OVMF_VARS = Path(os.environ.get("BOOTENV_VM_OVMF_VARS", "/usr/share/OVMF/OVMF_VARS_4M.fd"))
 # The chains (tests/vm/boot/step.py runs the one named in run_dir/chain):
 # how the disk is booted, and the most boots the chain takes.
-CHAINS = {"grub": ("bios", 11), "systemd-boot": ("uefi", 6)}
+CHAINS = {"grub": ("bios", 16), "systemd-boot": ("uefi", 6)}
 
 
 def qemu_argv(disk: Path, run_dir: Path, tree: Path, firmware: str = "bios",
@@ -128,7 +131,7 @@ def run_boots(chain: str = "grub", *, run_dir: Path | None = None, tree: Path = 
         (run_dir / "chain").write_text(chain + "\n")
         (run_dir / "debs").mkdir()
         shutil.copy(deb, run_dir / "debs" / deb.name)
-        if os.environ.get("BOOTENV_VM_ONLY"):  # debugging: one step method on boot 1, then done
+        if os.environ.get("BOOTENV_VM_ONLY"):  # debugging: step methods, one a boot, then done
             (run_dir / "only").write_text(os.environ["BOOTENV_VM_ONLY"] + "\n")
         if firmware == "uefi":
             shutil.copyfile(OVMF_VARS, run_dir / "efivars.fd")

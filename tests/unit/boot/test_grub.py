@@ -228,3 +228,34 @@ def test_create_records_the_kernels_before_update_grub(zfs, clock, mnt, sysroot)
     other = engine.plan_create("other", source="new").execute()
     assert PROP_KERNELS not in zfs.get_props(other.dataset, [PROP_KERNELS])
     assert tools.named("update-grub") == [["update-grub"], ["update-grub"]]
+
+
+def test_one_update_grub_for_a_set_and_for_a_checkpoint_with_its_retention(zfs, clock, mnt, sysroot):
+    """update-grub costs about a minute under emulation: destroying five BEs
+    in one plan, or the hook's checkpoint and the prune after it, run it
+    once (Bootloader.batch), and a batch that fails still leaves the menu
+    regenerated."""
+    from bootenv.retention import Policy
+
+    driver, tools = grub(sysroot)
+    engine = engine_with(zfs, driver, clock, mnt)
+    for i in range(6):
+        engine.plan_create(f"h{i}", kind="hook").execute()
+        clock.tick()
+    assert len(tools.named("update-grub")) == 6
+    engine.plan_destroy([f"h{i}" for i in range(5)]).execute()
+    assert len(tools.named("update-grub")) == 7
+    for i in range(3):
+        engine.plan_create(f"k{i}", kind="hook").execute()
+        clock.tick()
+    with driver.batch():
+        be = engine.plan_create("new", kind="hook").execute()
+        engine.plan_prune(Policy(keep_auto=2, keep_min=1), also_protect={be.name: "just taken"}).execute()
+        assert len(tools.named("update-grub")) == 10  # not yet
+    assert len(tools.named("update-grub")) == 11
+    assert [b.name for b in engine.list()] == ["debian", "k2", "new"]
+    with pytest.raises(RuntimeError):
+        with driver.batch():
+            engine.plan_create("late").execute()
+            raise RuntimeError("interrupted")
+    assert len(tools.named("update-grub")) == 12

@@ -2,7 +2,7 @@
 `status` start exactly one `zfs` and at most one `zpool` and nothing else
 (no process per BE, no bootloader probe, no `zfs list` for the BE root's
 existence), and import neither libzfs_core nor python-apt nor tabulate;
-`--version` imports no typer at all.
+`--version`, `list` and `status` import no typer at all.
 
 The `bootenv` command runs in a fresh interpreter against the recording
 fake zfs/zpool on PATH (tests/unit/zfs/fake_commands.py), with a stand-in
@@ -122,8 +122,8 @@ def test_a_read_only_command_is_one_zfs_list_and_at_most_one_zpool(bootenv_proce
     assert "tabulate" not in got["imported"], "tabulate is for tables of non-ASCII titles only"
     if argv[0] == "list" and "--json" not in argv:
         assert "be4" in got["stdout"]
-    if argv[0] in ("list", "-l"):
-        # The plain list forms never need typer (bootenv/__main__.py) ...
+    if argv[0] in ("list", "-l", "status"):
+        # The plain list and status forms never need typer (bootenv/__main__.py) ...
         assert "typer" not in got["imported"] and "click" not in got["imported"]
         # ... and print what the full command line prints.
         full = bootenv_process("--zfs", backend, *argv, backend=backend)
@@ -131,11 +131,12 @@ def test_a_read_only_command_is_one_zfs_list_and_at_most_one_zpool(bootenv_proce
         assert full["stdout"] == got["stdout"]
 
 
-def test_the_fast_list_fails_as_the_command_line_does(bootenv_process, cmds):  # noqa: F811 (fixture)
+@pytest.mark.parametrize("command", ["list", "status"])
+def test_the_fast_path_fails_as_the_command_line_does(bootenv_process, cmds, command):  # noqa: F811 (fixture)
     cmds.replies.insert(0, {"prefix": ["zfs", "list"], "stdout": "", "stderr": "permission denied\n", "rc": 1})
     cmds._save()
-    fast = bootenv_process("list", backend="cli")
-    full = bootenv_process("--zfs", "cli", "list", backend="cli")
+    fast = bootenv_process(command, backend="cli")
+    full = bootenv_process("--zfs", "cli", command, backend="cli")
     assert "typer" not in fast["imported"] and "typer" in full["imported"]
     assert fast["code"] == full["code"] == 5
     first = fast["stderr"].splitlines()[0]

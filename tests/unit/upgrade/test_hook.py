@@ -246,6 +246,26 @@ def test_retention_after_each_hook_checkpoint_keeps_the_count_bounded(engine, ho
     assert len(gone) == 27
 
 
+def test_one_menu_update_for_the_checkpoint_and_its_retention(engine, hook_env, no_chroot, tmp_path, monkeypatch, clock):
+    """The checkpoint and the prune after it regenerate a whole-menu
+    bootloader's menu once (GRUB: one update-grub a run, not two)."""
+    conf = tmp_path / "bootenv.conf"
+    conf.write_text("keep_auto = 1\nkeep_min = 1\n")
+    monkeypatch.setenv("BOOTENV_CONFIG", str(conf))
+    menus = []
+    boot = engine.bootloader
+    monkeypatch.setattr(boot, "post_create", lambda be: boot.menu_changed())
+    monkeypatch.setattr(boot, "post_destroy", lambda name: boot.menu_changed())
+    monkeypatch.setattr(boot, "regenerate_menu", lambda: menus.append(len(hooks(engine))))
+    said = []
+    for run_number in range(3):
+        clock.tick()
+        pre_invoke(lambda: engine, env=hook_env, frontend=Frontend(100, str(2000 + run_number), "boot-1", "apt-get upgrade"),
+                   say=said.append, lock=lambda: exclusive(str(tmp_path / "lock")))
+    assert sum("retention: destroyed 1" in line for line in said) == 2
+    assert menus == [1, 1, 1]  # once a run, after the prune: the menu lists what is left
+
+
 def test_a_failing_retention_is_one_line_and_apt_goes_on(engine, hook_env, no_chroot, tmp_path, monkeypatch):
     from bootenv.errors import Refused
 
@@ -256,3 +276,20 @@ def test_a_failing_retention_is_one_line_and_apt_goes_on(engine, hook_env, no_ch
     said = []
     name = pre_invoke(lambda: engine, env=hook_env, frontend=APT, say=said.append, lock=lambda: exclusive(str(tmp_path / "lock")))
     assert name and said[-1] == "bootenv: retention: nothing pruned: cannot destroy x: snapshot has user holds"
+
+
+def test_a_failing_menu_update_keeps_the_checkpoint_and_says_so(engine, hook_env, no_chroot, tmp_path, monkeypatch):
+    from bootenv.run import CommandFailed
+
+    boot = engine.bootloader
+    monkeypatch.setattr(boot, "post_create", lambda be: boot.menu_changed())
+
+    def fail():
+        raise CommandFailed(["update-grub"], 126, "", "update-grub: cannot execute: Permission denied")
+
+    monkeypatch.setattr(boot, "regenerate_menu", fail)
+    said = []
+    name = pre_invoke(lambda: engine, env=hook_env, frontend=APT, say=said.append, lock=lambda: exclusive(str(tmp_path / "lock")))
+    assert name in [b.name for b in hooks(engine)]
+    assert said[0].startswith(f"bootenv: checkpoint {name} taken")
+    assert said[-1].startswith("bootenv: the boot menu was not updated: ") and "Permission denied" in said[-1]

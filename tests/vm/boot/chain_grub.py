@@ -1,6 +1,7 @@
-"""The GRUB chain (SeaBIOS -> GRUB): one run, 10 boots; boot 6 never comes
+"""The GRUB chain (SeaBIOS -> GRUB): one run, 15 boots; boot 6 never comes
 up, by design. No boot carries more than about half its time budget
-(BOOTENV_VM_BOOT_TIMEOUT): the apt scenarios are spread over boots 7-10.
+(BOOTENV_VM_BOOT_TIMEOUT): the apt scenarios are spread over boots 7-10,
+the retention series (30 apt runs through the hook) over boots 11-13.
 
   1 debian  refresh bootenv from the tree; create x; activate x           (a)
   2 x       check (a); create g; activate g --once                        (d)
@@ -22,18 +23,28 @@ up, by design. No boot carries more than about half its time budget
             namespace                                                     (h)
  10 cp      Ctrl-C in a sandbox (h); the good sandbox of boot 9 mounted the
             old way is held by services and refused as busy, naming
-            them (i); done
+            them (i)
+ 11 cp      retention_scenarios.py: apt runs 1-10 of 30 through the hook,
+            the shipped retention on; after each the BE count within
+            keep_auto + what is no candidate, allocated recorded       (j)
+ 12 cp      apt runs 11-20 (retention now prunes one a run)            (j)
+ 13 cp      apt runs 21-30; allocated bounded (j); `bootenv rollback`:
+            the next boot is the checkpoint taken before run 30        (k)
+ 14 H30     check (k): / is that checkpoint, rt9 as before run 30;
+            `bootenv rollback` again: the next boot is cp              (k)
+ 15 cp      check (k): back on cp, run 30's change there; done
 """
 
 from __future__ import annotations
 
 from apt_scenarios import AptScenarios
+from retention_scenarios import RetentionScenarios
 from sandbox_scenarios import SandboxScenarios
 from step import BE_ROOT, OUT, Step, sh
 
 
-class GrubChain(SandboxScenarios, AptScenarios, Step):
-    last_boot = 10
+class GrubChain(RetentionScenarios, SandboxScenarios, AptScenarios, Step):
+    last_boot = 15
 
     def loader_facts(self) -> None:
         self.facts["bootenv_env"] = sh("grub-editenv /boot/grub/bootenv.env list")["out"]
@@ -112,6 +123,21 @@ class GrubChain(SandboxScenarios, AptScenarios, Step):
         self.check("h", self.running == cp, f"boot 10 runs the checkpoint {cp} again (root {self.facts['root']})")
         self.sandbox_interrupt()
         self.busy_is_busy()
+
+    def stage11(self) -> None:
+        self.retention_boot(0)
+
+    def stage12(self) -> None:
+        self.retention_boot(1)
+
+    def stage13(self) -> None:
+        self.retention_boot(2)
+
+    def stage14(self) -> None:
+        self.rollback_landed()
+
+    def stage15(self) -> None:
+        self.rollback_returned()
         self.next_action = "poweroff"
 
     def quick(self) -> None:

@@ -180,9 +180,10 @@ def main() -> int:
         step = chain_class(open(f"{SHARE}/chain").read().strip())(n)
         step.gather()
         only = open(f"{SHARE}/only").read().strip() if os.path.exists(f"{SHARE}/only") else ""
-        if only:  # a debugging run of one method on boot 1 (boots.py BOOTENV_VM_ONLY)
-            step.last_boot = 1
-            getattr(step, only)()
+        if only:  # a debugging run (boots.py BOOTENV_VM_ONLY=M1,M2,...): boot N runs method N
+            methods = only.split(",")
+            step.last_boot = len(methods)
+            getattr(step, methods[n - 1])()
         else:
             getattr(step, f"stage{n}", lambda: None)()
     except Exception:
