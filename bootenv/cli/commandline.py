@@ -34,7 +34,7 @@ from ..errors import (
     BootenvError,
     UsageError,
 )
-from . import apt, bes, boot, context, retention
+from . import apt, bes, boot, context, doctor, retention
 from .clicompat import ABORTS, CLICK_EXCEPTIONS, USAGE_ERRORS
 from .context import Settings
 
@@ -162,7 +162,7 @@ def root(
         raise typer.Exit(EXIT_USAGE)
 
 
-for _module in (bes, retention, apt, boot):
+for _module in (bes, retention, apt, boot, doctor):
     _module.register(app)
 
 
