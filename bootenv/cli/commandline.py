@@ -34,7 +34,7 @@ from ..errors import (
     BootenvError,
     UsageError,
 )
-from . import apt, bes, boot, context, diff, repair, retention, transfer
+from . import apt, bes, boot, context, diff, doctor, repair, retention, transfer
 from .clicompat import ABORTS, CLICK_EXCEPTIONS, USAGE_ERRORS
 from .context import Settings
 
@@ -162,7 +162,7 @@ def root(
         raise typer.Exit(EXIT_USAGE)
 
 
-for _module in (bes, retention, apt, boot, repair, diff, transfer):
+for _module in (bes, retention, apt, boot, repair, diff, transfer, doctor):
     _module.register(app)
 
 

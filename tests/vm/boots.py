@@ -32,6 +32,7 @@ import json
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -50,6 +51,13 @@ RUN_DIR = HERE / ".out" / "boots"  # one run dir per chain below it
 BOOT_TIMEOUT = float(os.environ.get("BOOTENV_VM_BOOT_TIMEOUT", "900"))
 
 
+# A guest line asking the host to cut the power NOW (tests/vm/boot/power.py):
+# QEMU's `system_reset` over the monitor, which with -no-reboot ends qemu
+# like a reboot would -- the guest's RAM (dirty ZFS transaction groups,
+# page cache) is lost, nothing is synced or unmounted: a power loss.
+POWER_CUT = "BOOTENV-VM-POWER-CUT"
+
+
 @dataclass
 class Boot:
     n: int
@@ -57,6 +65,7 @@ class Boot:
     timed_out: bool
     console_log: Path
     report: dict | None
+    power_cut: bool = False  # the host cut this boot's power on the guest's request
 
     def console(self) -> str:
         try:
@@ -84,7 +93,7 @@ OVMF_CODE = Path(os.environ.get("BOOTENV_VM_OVMF_CODE", "/usr/share/OVMF/OVMF_CO
 OVMF_VARS = Path(os.environ.get("BOOTENV_VM_OVMF_VARS", "/usr/share/OVMF/OVMF_VARS_4M.fd"))
 # The chains (tests/vm/boot/step.py runs the one named in run_dir/chain):
 # how the disk is booted, and the most boots the chain takes.
-CHAINS = {"grub": ("bios", 16), "systemd-boot": ("uefi", 6)}
+CHAINS = {"grub": ("bios", 16), "systemd-boot": ("uefi", 6), "crash": ("bios", 5)}
 
 
 def qemu_argv(disk: Path, run_dir: Path, tree: Path, firmware: str = "bios",
@@ -96,6 +105,7 @@ def qemu_argv(disk: Path, run_dir: Path, tree: Path, firmware: str = "bios",
         "-virtfs", f"local,path={run_dir},mount_tag=host0,security_model=none,multidevs=remap",
         "-virtfs", f"local,path={tree},mount_tag=host1,security_model=none,multidevs=remap,readonly=on",
         "-device", "virtio-rng-pci",
+        "-monitor", f"unix:{run_dir / 'monitor.sock'},server=on,wait=off",
     ]
     if firmware == "uefi":
         argv += [
@@ -108,6 +118,35 @@ def qemu_argv(disk: Path, run_dir: Path, tree: Path, firmware: str = "bios",
 def _echo(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
+
+
+def cut_power(monitor: Path) -> None:
+    """`system_reset` on QEMU's human monitor at `monitor`: the guest stops
+    where it is (no sync), and -no-reboot makes qemu exit."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(monitor))
+        s.sendall(b"system_reset\n")
+        try:
+            s.recv(4096)  # the monitor's banner/echo: the command was read
+        except OSError:
+            pass
+
+
+def console_watcher(monitor: Path, live: bool, seen: dict):
+    """The per-line console hook of one boot: echo it when `live`, and cut
+    the power when the guest asks for it (POWER_CUT; once per boot)."""
+    def on_line(line: str) -> None:
+        if live:
+            _echo(line)
+        if POWER_CUT in line and not seen.get("power_cut"):
+            seen["power_cut"] = True
+            harness._say("the guest asked for a power cut: system_reset")
+            try:
+                cut_power(monitor)
+            except OSError as e:
+                harness._say(f"power cut failed: {e}")
+    return on_line
 
 
 def run_boots(chain: str = "grub", *, run_dir: Path | None = None, tree: Path = REPO,
@@ -146,7 +185,8 @@ def run_boots(chain: str = "grub", *, run_dir: Path | None = None, tree: Path = 
                 (run_dir / "boot-number").write_text(f"{n}\n")
                 (run_dir / "out" / "next-action").unlink(missing_ok=True)
                 log = run_dir / f"boot-{n}.console.log"
-                qemu = harness.stream_qemu(argv, log, timeout, _echo if live else None)
+                seen: dict = {}
+                qemu = harness.stream_qemu(argv, log, timeout, console_watcher(run_dir / "monitor.sock", live, seen))
                 report_path = run_dir / "out" / f"boot-{n}" / "report.json"
                 report = None
                 if report_path.is_file():
@@ -154,10 +194,11 @@ def run_boots(chain: str = "grub", *, run_dir: Path | None = None, tree: Path = 
                         report = json.loads(report_path.read_text())
                     except ValueError:
                         report = None
-                run.boots.append(Boot(n, qemu.seconds, qemu.timed_out, log, report))
+                run.boots.append(Boot(n, qemu.seconds, qemu.timed_out, log, report, bool(seen.get("power_cut"))))
                 what = "report" if report else "NO report"
                 root = report and report.get("facts", {}).get("root")
                 harness._say(f"{chain} boot {n}: {qemu.seconds:.0f} s, {what}{f', root {root}' if root else ''}"
+                             f"{', POWER CUT' if seen.get('power_cut') else ''}"
                              f"{', TIMED OUT' if qemu.timed_out else ''}; console {log}")
                 if (run_dir / "out" / "done").is_file():
                     run.done = True

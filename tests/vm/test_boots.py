@@ -40,7 +40,17 @@ SCENARIOS = {
         "s4": ("BEs share one kernel copy on the ESP; destroy removes the entry and what no entry needs", (5,)),
         "s5": ("activating a BE whose kernel has no modules is refused, nothing changes", (4,)),
     },
+    "crash": {
+        "doc": ("`bootenv doctor` names the test disk's layout and finds a rollback would boot", (1,)),
+        "p1": ("a power cut in `activate` (bootfs set, GRUB's default not yet): one whole BE boots, repair, activate again", (1, 2)),
+        "p2": ("a power cut in `dist-upgrade --in-place` after apt: dpkg whole, the checkpoint named, repair, run again", (2, 3)),
+        "k1": ("kill -9 in `destroy` of an origin after its dependant's promotion: repair, destroy again, the dependant whole", (3,)),
+        "k2": ("a trial boot whose bootenv-boot.service is killed: the machine boots one whole BE, repair", (3, 4)),
+    },
 }
+# The boots of a chain whose power the host must have cut (tests/vm/boots.py
+# POWER_CUT): a scenario of them fails if the cut did not happen.
+POWER_CUTS = {"crash": (1, 2)}
 _RUNS: "dict[str, boots.BootsRun | str]" = {}  # a run, or why it could not run
 
 
@@ -80,6 +90,13 @@ def boot_problems(run: "boots.BootsRun", numbers) -> list[str]:
     return problems
 
 
+def power_problems(chain: str, run: "boots.BootsRun", numbers) -> list[str]:
+    """The boots of `numbers` that should have ended in a power cut and did not."""
+    by_n = {b.n: b for b in run.boots}
+    return [f"boot {n} should have ended in a power cut (system_reset) and did not; console {by_n[n].console_log}"
+            for n in numbers if n in POWER_CUTS.get(chain, ()) and n in by_n and not by_n[n].power_cut]
+
+
 def _explain(run: "boots.BootsRun", scenario: str, numbers) -> str:
     parts = [f"run dir {run.run_dir}; {len(run.boots)} boots, {run.total_seconds:.0f} s"]
     for b in run.boots:
@@ -102,7 +119,7 @@ def _explain(run: "boots.BootsRun", scenario: str, numbers) -> str:
 def test_boot_scenario(chain: str, scenario: str) -> None:
     what, numbers = SCENARIOS[chain][scenario]
     run = chain_run(chain)
-    problems = boot_problems(run, numbers)
+    problems = boot_problems(run, numbers) + power_problems(chain, run, numbers)
     checks = [c for c in run.checks(scenario) if c["boot"] in numbers]
     failed = [c for c in checks if not c["ok"]]
     if problems or not checks or failed:

@@ -91,6 +91,7 @@ COMMANDS = {
     ("hook", "pre-invoke"): [],
     ("hook", "post-invoke"): [],
     ("status",): [],
+    ("doctor",): [],
     ("confirm",): [],
     ("fallback",): [],
     ("boot-started",): [],

@@ -85,6 +85,11 @@ class Step:
     def loader_facts(self) -> None:
         """The bootloader's own state, into self.facts (a chain's business)."""
 
+    def after_report(self) -> None:
+        """Run once this boot's report and next-action are written and
+        synced: what must not stop the report from being kept (a power cut,
+        chain_crash.py)."""
+
     @property
     def running(self) -> str:
         return self.facts["root"].removeprefix(BE_ROOT + "/")
@@ -166,6 +171,10 @@ def chain_class(name: str) -> type[Step]:
         from chain_sdboot import SystemdBootChain
 
         return SystemdBootChain
+    if name == "crash":
+        from chain_crash import CrashChain
+
+        return CrashChain
     raise RuntimeError(f"unknown boot chain {name!r}")
 
 
@@ -201,6 +210,11 @@ def main() -> int:
     if step.next_action == "poweroff":
         open(f"{OUT}/done", "w").write(f"{n}\n")
     os.sync()
+    if not error:
+        try:
+            step.after_report()
+        except Exception:  # the report is written: say it on the console only
+            print(traceback.format_exc(), flush=True)
     return 0
 
 
