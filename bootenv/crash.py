@@ -24,6 +24,7 @@ import signal
 from typing import Optional
 
 ENV_VAR = "BOOTENV_CRASH_AT"
+HOW_VAR = "BOOTENV_CRASH_HOW"  # "hang": stop at the point instead of dying (power-cut tests)
 
 # The points outside plans, where they are (for the man page and tests).
 NAMED = {
@@ -86,12 +87,23 @@ def plan_step(kind: str, when: str, plan_point: Optional[str] = None, number: in
 
 def die() -> None:
     """As a crash: no cleanup of any kind (stdout is flushed first only so
-    a test can see how far the command got)."""
-    try:
-        import sys
+    a test can see how far the command got). With BOOTENV_CRASH_HOW=hang,
+    say so on stderr and wait here until killed instead: the VM suite then
+    cuts the machine's power at exactly this point."""
+    import sys
 
+    try:
         sys.stdout.flush()
         sys.stderr.flush()
     except Exception:  # noqa: BLE001 - dying anyway
         pass
+    if os.environ.get(HOW_VAR) == "hang":
+        wanted = _wanted()
+        try:
+            sys.stderr.write(f"bootenv: {ENV_VAR}: hanging at {':'.join(wanted) if wanted else '?'}\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - hanging anyway
+            pass
+        while True:
+            signal.pause()
     os.kill(os.getpid(), signal.SIGKILL)

@@ -28,10 +28,8 @@ SCENARIOS = {
         "g": ("the apt hook takes one checkpoint for an unattended-upgrades run of several dpkg batches", (7,)),
         "h": ("the sandbox on a booted system: upgrade, failing postinst, Ctrl-C; no mount left in any namespace", (9, 10)),
         "i": ("a BE held in another mount namespace is refused as busy, naming the holders; destroyed once released", (9, 10)),
-        "j": ("30 real apt runs through the hook with the shipped retention: the BE count and the pool's allocated space stay bounded",
-              (11, 12, 13)),
         "k": ("`bootenv rollback` + reboot lands on the checkpoint before the last apt run; a second rollback + reboot returns",
-              (13, 14, 15)),
+              (10, 11, 12)),
     },
     "systemd-boot": {
         "s1": ("activate + reboot boots the activated BE through systemd-boot", (1, 2)),

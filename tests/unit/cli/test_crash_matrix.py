@@ -316,3 +316,26 @@ def test_an_unset_or_unmatched_seam_changes_nothing(world):
 
 def test_there_are_at_least_40_points():
     assert len(POINTS) >= 40
+
+
+def test_hang_stops_at_the_point_until_killed(world):
+    """BOOTENV_CRASH_HOW=hang (the VM suite's power cuts): the process says
+    where it stopped and waits there; the state is what a crash there
+    leaves (here: the snapshots of a create, no clone yet)."""
+    import time
+
+    tmp_path, state, env = world
+    environ = {k: v for k, v in {**os.environ, **env, "BOOTENV_CRASH_AT": "clone", "BOOTENV_CRASH_HOW": "hang"}.items()
+               if v is not None}
+    proc = subprocess.Popen([sys.executable, "-m", "bootenv", "create", "n1"], env=environ, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert line.strip() == "bootenv: BOOTENV_CRASH_AT: hanging at clone:before", line
+        time.sleep(0.2)
+        assert proc.poll() is None  # still there: waiting for the power cut
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "n1" not in bes(env)
+    assert run(env, "repair", "-y").exit_code == 0
+    assert run(env, "create", "n1").exit_code == 0

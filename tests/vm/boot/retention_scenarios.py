@@ -178,7 +178,12 @@ class RetentionScenarios:
         """BOOTENV_VM_ONLY=rollback_quick,rollback_landed,rollback_returned:
         (k) after 3 apt runs instead of 30 (3 boots, to debug the rollbacks)."""
         self.refresh_bootenv()
-        self.retention_ops(0, 3)
+        self.rollback_after(3)
+
+    def rollback_after(self, runs: int) -> None:
+        """(k) in the GRUB chain: `runs` apt runs through the hook, the menu
+        made for real once, then the first `bootenv rollback`."""
+        self.retention_ops(0, runs)
         self.do("update-grub")
         self.rollback_first()
 
@@ -247,5 +252,5 @@ class RetentionScenarios:
         tree's bootenv."""
         if self.n == 1:
             self.refresh_bootenv()
-        r = self.do(f"/opt/bootenv-venv/bin/python3 {TREE}/bench/create_real.py --tries 2")
+        r = self.do(f"python3 {TREE}/bench/create_real.py --tries 2")
         self.facts["bench_create"] = r["out"]
