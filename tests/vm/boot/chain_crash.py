@@ -186,6 +186,7 @@ class CrashChain(AptScenarios, Step):
         new = [b for b in self.bes() if b["name"] not in before]
         self.check("p2", len(new) == 1, f"the interrupted dist-upgrade left its one checkpoint ({[(b['name'], b['state']) for b in new]})")
         self.repaired("p2")
+        self.publish(("hello", "2.0"))  # the test repository lived in /run: gone with the power
         r = sh("bootenv dist-upgrade --in-place -y")
         self.check("p2", r["rc"] == 0, f"`bootenv dist-upgrade --in-place` run again succeeds (exit {r['rc']}: {(r['out'] + r['err'])[-300:]!r})")
         self.check("p2", self.version("hello") == "install ok installed 2.0", f"hello 2.0 now ({self.version('hello')!r})")
