@@ -219,7 +219,7 @@ def residue_hint(engine) -> None:
     scan = getattr(engine, "last_scan", None)
     if scan is not None and engine.residue(scan):
         try:
-            print(RESIDUE_HINT, file=sys.stderr)
+            print(RESIDUE_HINT, file=sys.stderr, flush=True)  # flushed: click 8.1's CliRunner buffers a print
         except OSError:
             pass  # stderr gone: the hint is a courtesy
 
