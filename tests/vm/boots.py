@@ -65,7 +65,7 @@ class Boot:
     timed_out: bool
     console_log: Path
     report: dict | None
-    power_cut: bool = False  # the host cut this boot's power on the guest's request
+    power_cut: bool = False  # the host cut this boot's power on the guest's request (qemu ended by it)
 
     def console(self) -> str:
         try:
@@ -120,17 +120,34 @@ def _echo(line: str) -> None:
     sys.stdout.flush()
 
 
-def cut_power(monitor: Path) -> None:
+def cut_power(monitor: Path, wait: float = 20.0) -> bool:
     """`system_reset` on QEMU's human monitor at `monitor`: the guest stops
-    where it is (no sync), and -no-reboot makes qemu exit."""
+    where it is (no sync), and -no-reboot makes qemu exit. Return whether
+    it did: the monitor's connection ends (qemu gone) within `wait`
+    seconds. The command is sent after the monitor's prompt and the
+    connection kept open until then: a command on a connection closed at
+    once may never be read (measured: the guest ran on)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(10)
+        s.settimeout(1.0)
         s.connect(str(monitor))
+        deadline = time.monotonic() + 5
+        seen = b""
+        while b"(qemu)" not in seen and time.monotonic() < deadline:
+            try:
+                seen += s.recv(4096)
+            except socket.timeout:
+                pass
         s.sendall(b"system_reset\n")
-        try:
-            s.recv(4096)  # the monitor's banner/echo: the command was read
-        except OSError:
-            pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                if not s.recv(4096):
+                    return True  # EOF: qemu ended with the reset
+            except socket.timeout:
+                continue
+            except OSError:
+                return True  # the connection went with qemu
+        return False
 
 
 def console_watcher(monitor: Path, live: bool, seen: dict):
@@ -139,13 +156,15 @@ def console_watcher(monitor: Path, live: bool, seen: dict):
     def on_line(line: str) -> None:
         if live:
             _echo(line)
-        if POWER_CUT in line and not seen.get("power_cut"):
-            seen["power_cut"] = True
+        if POWER_CUT in line and "power_cut" not in seen:
             harness._say("the guest asked for a power cut: system_reset")
             try:
-                cut_power(monitor)
+                seen["power_cut"] = cut_power(monitor)
             except OSError as e:
+                seen["power_cut"] = False
                 harness._say(f"power cut failed: {e}")
+            if not seen["power_cut"]:
+                harness._say("qemu did not end after system_reset: no power cut")
     return on_line
 
 
