@@ -95,14 +95,14 @@ def die() -> None:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-    except Exception:  # noqa: BLE001 - dying anyway
+    except (OSError, ValueError):  # a closed or broken stream: dying anyway
         pass
     if os.environ.get(HOW_VAR) == "hang":
         wanted = _wanted()
         try:
             sys.stderr.write(f"bootenv: {ENV_VAR}: hanging at {':'.join(wanted) if wanted else '?'}\n")
             sys.stderr.flush()
-        except Exception:  # noqa: BLE001 - hanging anyway
+        except (OSError, ValueError):  # stderr gone: hang without saying so
             pass
         while True:
             signal.pause()
