@@ -62,7 +62,7 @@ deb: dist/bootenv_$(DEB_VERSION)_all.deb
 
 dist/bootenv_$(DEB_VERSION)_all.deb: $(wildcard $(shell git ls-files 2>/dev/null)) | deb-deps
 	rm -rf build/deb && mkdir -p build/deb/bootenv dist
-	tar -c --exclude-vcs --exclude=./.venv* --exclude=./build --exclude=./dist --exclude=./.pybuild \
+	tar -c --exclude-vcs --exclude=./.venv* --exclude=./build --exclude=./dist --exclude=./tests/vm/.out --exclude=./.pybuild \
 		--exclude='*.egg-info' --exclude=__pycache__ --exclude=.pytest_cache --exclude=.hypothesis . \
 		| tar -x -C build/deb/bootenv
 	cd build/deb/bootenv && PATH=$(DEBPATH) dpkg-buildpackage -us -uc -b

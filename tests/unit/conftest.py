@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.clirunner import cli_runner  # noqa: F401  (re-exported: the unit tests import it from here)
+
 from bootenv.boot.recording import RecordingBootloader
 from bootenv.engine import Engine
 from bootenv.zfs.fake import FakeZfs
@@ -79,20 +81,6 @@ def env(state, tmp_path):
         "BOOTENV_BE_ROOT": None,
         "BOOTENV_RUNNING": None,
     }
-
-
-def cli_runner():
-    """A typer CliRunner whose results have `stdout` and `stderr` apart,
-    on every click: click >= 8.2 always keeps them apart; click 8.1
-    (Debian bookworm's python3-click) only with mix_stderr=False."""
-    import inspect
-
-    from click.testing import CliRunner as ClickRunner
-    from typer.testing import CliRunner
-
-    if "mix_stderr" in inspect.signature(ClickRunner.__init__).parameters:
-        return CliRunner(mix_stderr=False)
-    return CliRunner()
 
 
 @pytest.fixture

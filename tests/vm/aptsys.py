@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from typer.testing import CliRunner
+from tests.clirunner import cli_runner
 
 from bootenv import cli
 from bootenv.cli import apt as cli_apt
@@ -248,7 +248,7 @@ class AptSystem:
         }
 
     def bootenv(self, *args: str):
-        return CliRunner().invoke(cli.app, list(args), env=self.env())
+        return cli_runner().invoke(cli.app, list(args), env=self.env())
 
     def spawn(self, *args: str) -> subprocess.Popen:
         """bootenv ARGS as a process of its own, in a session of its own

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 
 import pytest
-from typer.testing import CliRunner
+from tests.clirunner import cli_runner
 
 from bootenv import cli
 
@@ -74,7 +74,7 @@ class System:
             "BOOTENV_LOCK": self.lock,
             "BOOTENV_BOOTLOADER": "bootfs",
         }
-        return CliRunner().invoke(cli.app, list(args), env=env, input=input)
+        return cli_runner().invoke(cli.app, list(args), env=env, input=input)
 
     def ok(self, *args: str) -> str:
         result = self.bootenv(*args)

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from typer.testing import CliRunner
+from tests.clirunner import cli_runner
 
 from bootenv import cli, crash
 from bootenv.engine import RESIDUE_HINT
@@ -88,7 +88,7 @@ class System:
         }
 
     def run(self, *argv: str, env: dict | None = None):
-        return CliRunner().invoke(cli.app, list(argv), env={**self.env, **(env or {})})
+        return cli_runner().invoke(cli.app, list(argv), env={**self.env, **(env or {})})
 
     def ok(self, *argv: str, env: dict | None = None) -> str:
         result = self.run(*argv, env=env)
