@@ -19,9 +19,10 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import bridge  # noqa: E402
+import schedule  # noqa: E402
 
 collect_ignore = ["guest", "guest_rootdisk", "image", "rootdisk", "boot", ".out",
-                  "image.py", "harness.py", "demo.py", "bridge.py", "rootdisk.py", "boots.py"]
+                  "image.py", "harness.py", "demo.py", "bridge.py", "rootdisk.py", "boots.py", "schedule.py"]
 # test_boots.py (the real-boot chain, ~11 min) is part of the default suite;
 # `make test-boots` runs it alone.
 
@@ -44,12 +45,61 @@ def pytest_collection_modifyitems(session, config, items) -> None:
         _SELECTED = chosen
 
 
+def guest_job() -> "bridge.GuestRun":
+    return bridge.boot_and_run(_SELECTED or bridge.guest_paths())
+
+
+def vm_jobs(items) -> dict:
+    """The qemu runs the chosen tests need (schedule.py): the guest suite,
+    and the boot chains of the chosen scenarios."""
+    jobs = {}
+    for item in items:
+        if item.name == "test_guest_run" or item.name.startswith("test_in_guest["):
+            jobs["guest"] = guest_job
+        elif item.name.startswith("test_boot_scenario["):
+            chain = item.callspec.params["chain"]
+            jobs[chain] = item.module.chain_job(chain)
+        elif item.name == "test_chain_ran_to_its_end":
+            jobs.update({chain: item.module.chain_job(chain) for chain in item.module.SCENARIOS})
+    return jobs
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session) -> None:
+    """Start every qemu run now, two at a time (schedule.py); the tests
+    then wait for theirs."""
+    if session.config.option.collectonly:
+        return
+    jobs = vm_jobs(session.items)
+    if jobs:
+        build_in_main_thread()
+        schedule.start(jobs)
+
+
+def build_in_main_thread() -> None:
+    """The image and the root disk, built here if missing (`make test-vm`
+    built them already): image.py's build sets a signal handler, which only
+    the main thread can. A failure is left to the runs, which report it."""
+    import image
+    import rootdisk
+
+    try:
+        image.ensure()
+        rootdisk.ensure()
+    except Exception:  # noqa: BLE001  (each run meets the same error and fails with it)
+        pass
+
+
+def pytest_sessionfinish(session) -> None:
+    schedule.cancel_pending()
+
+
 @pytest.fixture(scope="session")
 def guest_run() -> "bridge.GuestRun":
-    """The one guest boot of this session (started by the first test using it)."""
+    """The one guest boot of this session (schedule.py started it)."""
     global _RUN
     if _RUN is None:
-        _RUN = bridge.boot_and_run(_SELECTED or bridge.guest_paths())
+        _RUN = schedule.result("guest", guest_job)
     return _RUN
 
 

@@ -35,6 +35,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,10 +129,18 @@ def deb_version(tree: Path = REPO) -> str:
     return first.split("(", 1)[1].split(")", 1)[0]
 
 
+_DEB_LOCK = threading.Lock()  # the VM suite's runs start in threads (schedule.py): one `make deb` at a time
+
+
 def ensure_deb(tree: Path = REPO) -> Path:
     """The .deb the guest installs: $BOOTENV_VM_DEB, else `make deb` in the
     tree (a no-op when dist/ is current; the Makefile's VM targets run it
     first anyway) and its dist/bootenv_VERSION_all.deb."""
+    with _DEB_LOCK:
+        return _ensure_deb(tree)
+
+
+def _ensure_deb(tree: Path) -> Path:
     given = os.environ.get("BOOTENV_VM_DEB")
     if given:
         deb = Path(given).resolve()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 import boots
+import schedule
 
 # scenario -> (what it proves, the boots its checks come from). A boot that
 # never comes up by design (grub 6, systemd-boot 3) is no scenario's boot.
@@ -52,11 +53,16 @@ POWER_CUTS = {"crash": (1, 2)}
 _RUNS: "dict[str, boots.BootsRun | str]" = {}  # a run, or why it could not run
 
 
+def chain_job(chain: str):
+    return lambda: boots.run_boots(chain)
+
+
 def chain_run(chain: str) -> "boots.BootsRun":
-    """The chain's run, done once per session (every scenario of it reads it)."""
+    """The chain's run, done once per session (every scenario of it reads
+    it; conftest.py started it beside the others, schedule.py)."""
     if chain not in _RUNS:
         try:
-            _RUNS[chain] = boots.run_boots(chain)
+            _RUNS[chain] = schedule.result(chain, chain_job(chain))
         except Exception as e:  # no qemu, no firmware, no image, the disk build failed
             _RUNS[chain] = f"cannot run the {chain} boot chain: {type(e).__name__}: {e}"
     if isinstance(_RUNS[chain], str):
