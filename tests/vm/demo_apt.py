@@ -37,12 +37,14 @@ def show(system: AptSystem, *args: str, expect_ok: bool = True) -> str:
         # output, streamed by the apt-get process, shows before bootenv's.
         print("(apt's output streams first, bootenv's report follows)", flush=True)
     result = system.bootenv(*args)
-    print(result.output.rstrip(), flush=True)
+    for text in (result.stdout, result.stderr):  # bootenv's report, then its `bootenv: ...` lines
+        if text.strip():
+            print(text.rstrip(), flush=True)
     if expect_ok and result.exit_code != 0:
         raise SystemExit(f"demo: bootenv {' '.join(args)} exited {result.exit_code}")
     if not expect_ok:
         print(f"(exit status {result.exit_code})", flush=True)
-    return result.output
+    return result.stdout
 
 
 def main() -> int:

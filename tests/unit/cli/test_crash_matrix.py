@@ -30,11 +30,12 @@ from typing import Callable, Optional
 
 import pytest
 
-from bootenv import crash
 from bootenv.engine import RESIDUE_HINT
 from bootenv.errors import EXIT_NOT_FOUND, EXIT_REFUSED
 from bootenv.model import NOT_WHOLE, PROP_NS, PROP_SNAPSHOT, USER_PROPS
 from bootenv.zfs.fake import FakeZfs
+
+from tests.clirunner import run_forked
 
 from ..conftest import Clock, build_system, cli_runner
 
@@ -149,37 +150,7 @@ def run(env: dict, *argv: str):
 def killed(tmp_path, env: dict, argv: list[str], point: str) -> int:
     """Run the CLI in a forked child with BOOTENV_CRASH_AT=point; return
     its exit status as waitstatus_to_exitcode does (-9: killed)."""
-    out = os.open(tmp_path / "killed.out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        code = 99
-        try:
-            os.dup2(out, 1)
-            os.dup2(out, 2)
-            for key, value in env.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            os.environ["BOOTENV_CRASH_AT"] = point
-            crash._seen["steps"] = 0
-            crash._kinds.clear()
-            from bootenv.cli import commandline
-
-            sys.argv = ["bootenv", *argv]
-            commandline.main(argv)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:  # noqa: BLE001 - a child reports by exit code only
-            code = 98
-        finally:
-            os._exit(code)
-    os.close(out)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+    return run_forked(argv, env, str(tmp_path / "killed.out"), point)
 
 
 def bes(env: dict) -> dict:

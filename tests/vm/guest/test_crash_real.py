@@ -45,9 +45,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from tests.clirunner import cli_runner
+from tests.clirunner import cli_runner, run_forked
 
-from bootenv import cli, crash
+from bootenv import cli
 from bootenv.engine import RESIDUE_HINT
 from bootenv.zfs import mountns
 
@@ -101,41 +101,7 @@ class System:
     def killed(self, argv: list[str], point: str | None, env: dict | None = None) -> int:
         """Run the CLI in a forked child (BOOTENV_CRASH_AT=point when
         given); its exit status as waitstatus_to_exitcode says (-9: killed)."""
-        out = os.open(os.path.join(self.tmp, "killed.out"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            code = 99
-            try:
-                os.dup2(out, 1)
-                os.dup2(out, 2)
-                for key, value in {**self.env, **(env or {})}.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
-                if point:
-                    os.environ["BOOTENV_CRASH_AT"] = point
-                crash._seen["steps"] = 0
-                crash._kinds.clear()
-                from bootenv.cli import commandline
-
-                sys.argv = ["bootenv", *argv]
-                commandline.main(argv)
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            except BaseException:  # noqa: BLE001
-                import traceback
-
-                traceback.print_exc()
-                code = 98
-            finally:
-                os._exit(code)
-        os.close(out)
-        _, status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(status)
+        return run_forked(argv, {**self.env, **(env or {})}, os.path.join(self.tmp, "killed.out"), point)
 
     def killed_program(self, argv: list[str], point: str, env: dict | None = None) -> int:
         """The same through `python3 -m bootenv` in a fresh interpreter."""
