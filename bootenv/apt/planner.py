@@ -45,6 +45,7 @@ def apt_config(settings: Mapping[str, str]) -> Iterator[None]:
     both times so apt sees the change (dpkg status path, architectures)."""
     import apt_pkg
 
+    read_config_once(apt_pkg)
     config = apt_pkg.config
     saved: list[tuple[str, bool, str]] = []
     try:
@@ -60,6 +61,18 @@ def apt_config(settings: Mapping[str, str]) -> Iterator[None]:
             else:
                 config.clear(key)
         apt_pkg.init_system()
+
+
+def read_config_once(apt_pkg) -> None:
+    """Read apt's configuration (/etc/apt/apt.conf*, $APT_CONFIG) if this
+    process has not. `import apt` reads it only when no APT:: key is set,
+    and apt_pkg.TagFile sets one (bootenv reads dpkg status files with it
+    before it plans: a checkpoint's package manifest): without this, a plan
+    made after one saw no lists and no sources (measured: "unable to
+    locate package" after `bootenv create` in the same process).
+    init_config sets Dir to "/", so an empty Dir means never read."""
+    if not apt_pkg.config.find("Dir"):
+        apt_pkg.init_config()
 
 
 def root_settings(root: str = "/", extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
