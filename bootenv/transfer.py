@@ -24,6 +24,10 @@ line (`tail -n +2`).
 The sent snapshot is kept on the sender with a hold (`bootenv-send`) and
 a bookmark of the same name: it is the base of the next incremental, and
 prune skips (destroy refuses, saying why) a BE whose snapshot is held.
+The hold moves on with each increment: once one went through, its base's
+hold is released on both sides (the sender keeps the base's bookmark, so
+a machine that has not had the increment can still get it), and only the
+newest snapshot sent or received stays held.
 """
 
 from __future__ import annotations
@@ -383,6 +387,26 @@ class Transfer:
                     self.runner.run(["zfs", "bookmark", full, f"{ds}#{snap}"], mutating=True)
             except (ZfsError, _run.CommandFailed) as exc:
                 self.say(f"bootenv: could not keep {full} as the next base: {exc}")
+        self._release_bases([s.base for s in plan.header.streams if s.kind == "incr"], bookmarked=True)
+
+    def _release_bases(self, bases, *, bookmarked: bool) -> None:
+        """The hold moves to the newest snapshot sent (or received): release
+        `bootenv-send` on the bases of the increments that just went through
+        (on the sender only where a bookmark of the base stays, so the base
+        still serves a machine that has not had this increment). A failure
+        is said, never raised: the transfer itself succeeded."""
+        for base in bases:
+            if not base or "@" not in base:
+                continue  # a bookmark: nothing is held
+            try:
+                if HOLD_TAG not in self.zfs.holds(base):
+                    continue
+                if bookmarked and not self._bookmark_exists(base.replace("@", "#", 1)):
+                    continue
+                self.zfs.release(base, HOLD_TAG)
+                self.say(f"bootenv: released the {HOLD_TAG} hold on {base}: the new snapshot is the next base")
+            except (ZfsError, _run.CommandFailed) as exc:
+                self.say(f"bootenv: could not release the {HOLD_TAG} hold on {base}: {exc}")
 
     # --------------------------------------------------------------- receive
 
@@ -475,6 +499,10 @@ class Transfer:
                     self.zfs.hold(snap, HOLD_TAG)
             except ZfsError as exc:
                 self.say(f"bootenv: could not hold {snap}: {exc}")
+        incremental = [st.base_guid for st in header.streams if st.kind == "incr" and st.base_guid]
+        if incremental:
+            guids = self._snapshot_guids()
+            self._release_bases([guids.get(g) for g in incremental], bookmarked=False)
         for row in rows:
             if row.props.get("canmount") not in ("noauto", "off"):
                 self.zfs.set_props(row.name, {"canmount": "noauto"})

@@ -15,7 +15,7 @@ import pytest
 from bootenv.boot.recording import RecordingBootloader
 from bootenv.engine import Engine
 from bootenv.errors import BeExists, OperationFailed, Refused, UsageError
-from bootenv.model import PROP_GENERATION, PROP_TITLE
+from bootenv.model import PROP_TITLE
 from bootenv.transfer import HOLD_TAG, Header, Transfer, read_header
 from bootenv.zfs.fake import FakeZfs
 from bootenv.zfs.fake.build import root_on_zfs
@@ -167,6 +167,32 @@ def test_full_then_incremental_lands_as_new_bes_matched_by_guid(tmp_path):
     be2, _ = pipe_through(tmp_path, src, plan2, dst, "web-2")
     assert be2.origin == "rpool/ROOT/web@renamed" and be2.title == "tested"  # properties via the header
     assert target.zfs.exists("rpool/ROOT/web-2/var")
+    # the hold moved on to the new base, on both sides; the sender's old base keeps its bookmark
+    second = plan2.header.snap
+    for ds in ("rpool/ROOT/web", "rpool/ROOT/web/var"):
+        assert HOLD_TAG not in build.zfs.holds(f"{ds}@{first}") and f"{ds}#{first}" in brun.bookmarks
+        assert HOLD_TAG in build.zfs.holds(f"{ds}@{second}")
+    assert HOLD_TAG not in target.zfs.holds("rpool/ROOT/web@renamed")
+    assert HOLD_TAG in target.zfs.holds(f"rpool/ROOT/web-2@{second}")
+    scan = build.scan(snapshots=True)
+    assert "web" in build.held(scan)  # by the new base: prune still leaves the BE alone
+
+
+def test_a_base_without_a_bookmark_keeps_its_hold(tmp_path):
+    """A base whose bookmark is gone (destroyed by hand) stays held on the
+    sender: it is what a machine without the increment still needs."""
+    build, brun, src = machine(tmp_path, "build")
+    target, _, dst = machine(tmp_path, "target")
+    build.plan_create("web").execute()
+    first = src.plan_send("web")
+    pipe_through(tmp_path, src, first, dst)
+    brun.bookmarks.pop(f"rpool/ROOT/web#{first.header.snap}")
+    build.zfs.write("rpool/ROOT/web", 4096)
+    build.clock.tick(60)
+    plan = src.plan_send("web", base=first.header.snap)
+    pipe_through(tmp_path, src, plan, dst, "web-2")
+    assert HOLD_TAG in build.zfs.holds(f"rpool/ROOT/web@{first.header.snap}")
+    assert HOLD_TAG not in target.zfs.holds(f"rpool/ROOT/web@{first.header.snap}")
 
 
 def test_the_same_unwritten_be_reuses_its_snapshot(tmp_path):
@@ -232,7 +258,6 @@ def test_header_round_trip_and_garbage(tmp_path):
 
 
 def test_prune_skips_a_be_whose_snapshot_is_held(tmp_path):
-    from bootenv.retention import Policy
 
     build, _, src = machine(tmp_path, "build")
     build.plan_create("web").execute()

@@ -217,7 +217,8 @@ def test_transfer_full_incremental_interrupted_resumed(machines, tmp_path):
     measure("send -n wall seconds (incremental)", f"{time.monotonic() - t0:.2f}")
     measure("send -n estimate line", est.stderr.strip().splitlines()[0])
     incr = tmp_path / "incr.stream"
-    build.run("send", "web", "--from", snap1, "-o", str(incr))
+    sent2 = build.run("send", "web", "--from", snap1, "-o", str(incr))
+    snap2 = sent2.stderr.split("--from ")[-1].split()[0]
     size = incr.stat().st_size
     measure("incremental stream bytes", size)
     assert size < full.stat().st_size
@@ -240,6 +241,12 @@ def test_transfer_full_incremental_interrupted_resumed(machines, tmp_path):
     assert "Received boot environment web-2" in resumed.stdout
     new = f"{target.be_root}/web-2"
     assert sh("zfs", "get", "-H", "-o", "value", "origin", new).strip().startswith(f"{target.be_root}/web@")
+    # the hold moved on to the new base on both sides; the old base keeps its bookmark
+    assert "bootenv-send" not in sh("zfs", "holds", "-H", f"{top}@{snap1}")
+    assert f"{top}#{snap1}" in sh("zfs", "list", "-H", "-o", "name", "-t", "bookmark", "-r", top)
+    assert "bootenv-send" in sh("zfs", "holds", "-H", f"{top}@{snap2}")
+    assert "bootenv-send" not in sh("zfs", "holds", "-H", f"{target.be_root}/web@{snap1}")
+    assert "bootenv-send" in sh("zfs", "holds", "-H", f"{new}@{snap2}")
 
     # -- what arrived equals what was sent
     assert file_tree(new, str(tmp_path / "t")) == file_tree(top, str(tmp_path / "b"))
