@@ -16,10 +16,13 @@ import shlex
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 from ..errors import Aborted, NotRoot
 from ..plan import Plan
+
+if TYPE_CHECKING:  # annotations only: the status fast path never imports typer
+    import typer
 
 
 def stdin_is_tty() -> bool:

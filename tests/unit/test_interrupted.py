@@ -9,12 +9,12 @@ import pytest
 
 from bootenv.engine import Engine
 from bootenv.errors import OperationFailed, Refused
-from bootenv.model import PROP_SNAPSHOT, PROP_STATE
+from bootenv.model import PROP_SNAPSHOT
 from bootenv.plan import Kind, Plan
 from bootenv.zfs.base import PermissionDenied
 from bootenv.zfs.fake import FakeZfs
 
-from .conftest import Clock, build_system, datasets
+from .conftest import build_system, datasets
 
 
 @pytest.fixture

@@ -75,7 +75,7 @@ def test_a_be_held_in_another_namespace_is_busy_and_named(system, backend):
         assert r.returncode == 1, (r.returncode, r.stderr)
         line = r.stderr.strip()
         assert len(line.splitlines()) == 1 and line.startswith("bootenv: "), line
-        assert f"still mounted in the mount namespace" in line and f"of sleep (pid {holder.pid}" in line, line
+        assert "still mounted in the mount namespace" in line and f"of sleep (pid {holder.pid}" in line, line
         assert f"nsenter -t {holder.pid} -m umount {where}" in line, line
 
         before = tree(system.base)
