@@ -32,6 +32,9 @@ PROP_LAST_GOOD = PROP_NS + "last-good"  # the BE the last confirmed boot ran (tr
 # say "run bootenv repair" without listing snapshots. Inherited by every
 # BE while set: read it on the BE root's row only.
 PROP_OPERATION = PROP_NS + "operation"
+# On a snapshot `bootenv send` sent whole: when (epoch seconds). It is a
+# base of increments (by its bookmark once superseded), never residue.
+PROP_SENT = PROP_NS + "sent"
 # On a BE: its generation, given once at create from the BE root's counter.
 PROP_GENERATION = PROP_NS + "generation"
 # On the BE root: the next generation to give (never reused: it survives

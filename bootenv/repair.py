@@ -18,7 +18,9 @@ when they name a BE that is gone. Found, in the plan's order:
   finished): discarded; a BE `destroying`: its destroy is finished (both
   are destroy plans: dependants are promoted, nothing else is lost);
 - bootenv's snapshots no clone depends on and nobody holds (a create
-  killed after its snapshot, a destroy killed before its origin went);
+  killed after its snapshot, a destroy killed before its origin went),
+  except those `bootenv send` sent whole (org.bootenv:sent: bases of
+  increments, their hold moved on to a newer one);
 - the BE root's record of an interrupted operation: cleared last.
 
 Explained, not changed: a checkpoint left `unfinished-apt` (whole: what to
@@ -39,6 +41,7 @@ from .errors import BootenvError
 from .model import (
     NOT_WHOLE,
     PROP_OPERATION,
+    PROP_SENT,
     PROP_SNAPSHOT,
     PROP_TRIAL_BE,
     STATE_PENDING,
@@ -69,7 +72,7 @@ class Report:
 def repair(engine: Engine, lock_text: Optional[str] = None) -> Report:
     """Given the engine (and what the lock file said before we took it),
     return the Report: nothing has changed yet."""
-    scan = engine.scan(snapshots=True, extra_props=ROOT_PROPS)
+    scan = engine.scan(snapshots=True, extra_props=(*ROOT_PROPS, PROP_SENT))
     plan = Plan("Repair what an interrupted bootenv left")
     report = Report(plan)
     bes = {be.name: be for be in engine.list(scan)}
@@ -165,6 +168,8 @@ def _stray_snapshots(engine: Engine, scan: Scan, report: Report, doomed: set[str
         for snap in snaps:
             if snap.user(PROP_SNAPSHOT) != "yes" or snap.props.get("clones") or scan.clones.get(snap.name):
                 continue
+            if snap.user(PROP_SENT):
+                continue  # sent whole: a base of increments (transfer.py), not residue
             refs = snap.props.get("userrefs")
             if refs and refs != "0":
                 report.explained.append(f"keeping {snap.name}: it has user holds")

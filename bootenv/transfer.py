@@ -41,7 +41,8 @@ from typing import Callable, Optional
 from . import run as _run
 from .errors import BeExists, BeNotFound, OperationFailed, Refused, UsageError
 from .model import (
-    PROP_GENERATION, PROP_NEXT_GENERATION, PROP_NS, PROP_SNAPSHOT, PROP_STATE, STATE_COMPLETE, STATE_PENDING, validate_be_name,
+    PROP_GENERATION, PROP_NEXT_GENERATION, PROP_NS, PROP_SENT, PROP_SNAPSHOT, PROP_STATE, STATE_COMPLETE, STATE_PENDING,
+    validate_be_name,
 )
 from .zfs.base import ZfsError
 
@@ -385,6 +386,8 @@ class Transfer:
             try:
                 if not self._bookmark_exists(f"{ds}#{snap}"):
                     self.runner.run(["zfs", "bookmark", full, f"{ds}#{snap}"], mutating=True)
+                # sent whole: `bootenv repair` never takes it for residue once its hold moves on
+                self.zfs.set_props(full, {PROP_SENT: str(int(self.engine.clock()))})
             except (ZfsError, _run.CommandFailed) as exc:
                 self.say(f"bootenv: could not keep {full} as the next base: {exc}")
         self._release_bases([s.base for s in plan.header.streams if s.kind == "incr"], bookmarked=True)

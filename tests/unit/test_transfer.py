@@ -15,7 +15,8 @@ import pytest
 from bootenv.boot.recording import RecordingBootloader
 from bootenv.engine import Engine
 from bootenv.errors import BeExists, OperationFailed, Refused, UsageError
-from bootenv.model import PROP_TITLE
+from bootenv.model import PROP_SENT, PROP_TITLE
+from bootenv.repair import repair
 from bootenv.transfer import HOLD_TAG, Header, Transfer, read_header
 from bootenv.zfs.fake import FakeZfs
 from bootenv.zfs.fake.build import root_on_zfs
@@ -176,6 +177,9 @@ def test_full_then_incremental_lands_as_new_bes_matched_by_guid(tmp_path):
     assert HOLD_TAG in target.zfs.holds(f"rpool/ROOT/web-2@{second}")
     scan = build.scan(snapshots=True)
     assert "web" in build.held(scan)  # by the new base: prune still leaves the BE alone
+    # the superseded base (unheld, nothing cloned from it) is no residue: sent whole
+    assert build.zfs.get_props(f"rpool/ROOT/web@{first}", [PROP_SENT])[PROP_SENT]
+    assert repair(build).found == [] and repair(target).found == []
 
 
 def test_a_base_without_a_bookmark_keeps_its_hold(tmp_path):

@@ -247,6 +247,9 @@ def test_transfer_full_incremental_interrupted_resumed(machines, tmp_path):
     assert "bootenv-send" in sh("zfs", "holds", "-H", f"{top}@{snap2}")
     assert "bootenv-send" not in sh("zfs", "holds", "-H", f"{target.be_root}/web@{snap1}")
     assert "bootenv-send" in sh("zfs", "holds", "-H", f"{new}@{snap2}")
+    # and the superseded base is no residue on either side (sent whole: org.bootenv:sent)
+    for side in (build, target):
+        assert json.loads(side.run("repair", "-n", "--json").stdout)["found"] == []
 
     # -- what arrived equals what was sent
     assert file_tree(new, str(tmp_path / "t")) == file_tree(top, str(tmp_path / "b"))
