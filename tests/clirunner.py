@@ -47,6 +47,13 @@ def run_forked(argv: list[str], env: dict, out_path: str, point: str | None = No
                 os.environ["BOOTENV_CRASH_AT"] = point
             crash._seen["steps"] = 0
             crash._kinds.clear()
+            # A fresh process has not entered bootenv's mount namespace: the
+            # child makes its own (its mounts die with it, as a killed
+            # bootenv's do), even where this process entered one in a command
+            # it ran in process (a checkpoint's manifest mounts the BE).
+            from bootenv.zfs import mountns
+
+            mountns._entered = False
             from bootenv.cli import commandline
 
             sys.argv = ["bootenv", *argv]
