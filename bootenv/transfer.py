@@ -502,10 +502,10 @@ class Transfer:
                     self.zfs.hold(snap, HOLD_TAG)
             except ZfsError as exc:
                 self.say(f"bootenv: could not hold {snap}: {exc}")
-        incremental = [st.base_guid for st in header.streams if st.kind == "incr" and st.base_guid]
-        if incremental:
-            guids = self._snapshot_guids()
-            self._release_bases([guids.get(g) for g in incremental], bookmarked=False)
+        # An increment (or the resumed rest of one) landed as a clone of the
+        # local base: that base's hold moves on to the snapshot just received.
+        self._release_bases([row.props.get("origin") for row in rows if row.props.get("origin") not in (None, "", "-")],
+                            bookmarked=False)
         for row in rows:
             if row.props.get("canmount") not in ("noauto", "off"):
                 self.zfs.set_props(row.name, {"canmount": "noauto"})
