@@ -14,6 +14,8 @@ state it observed itself.
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import time
 from dataclasses import dataclass, field
@@ -57,7 +59,7 @@ from .model import (
 )
 from .plan import Kind, Plan
 from .retention import DESTROY, KEEP, Decision, Policy, cap, decide, parse_duration
-from .zfs.base import Dataset, DatasetNotFound, ZfsBackend, ZfsError, parent_of, pool_of
+from .zfs.base import Dataset, DatasetNotFound, ZfsBackend, ZfsError, parent_of, pool_get_later, pool_of
 
 DEFAULT_MOUNT_BASE = "/run/bootenv"
 # The one line a command prints on stderr when its listing shows residue (Engine.residue).
@@ -181,13 +183,16 @@ class Engine:
         trial state lives there), and one read of the pool's bootfs. Raise
         NoZfsRoot when the BE root does not exist."""
         props = tuple(dict.fromkeys((*USER_PROPS, *extra_props)))
+        bootfs_of_pool = pool_get_later(self.zfs, self.pool, "bootfs")  # zpool get beside zfs list
         try:
             rows = self.zfs.list(self.be_root, snapshots=snapshots, user_props=props)
         except DatasetNotFound:
+            with contextlib.suppress(ZfsError):
+                bootfs_of_pool()  # reaped (the missing BE root is what to say)
             raise NoZfsRoot(f"BE root {self.be_root} does not exist") from None
         datasets = {d.name: d for d in rows}
         running = self.running_dataset if self.running_dataset in datasets else None
-        bootfs = self.zfs.pool_get(self.pool, "bootfs")
+        bootfs = bootfs_of_pool()
         next_boot = self.bootloader.next_boot(self.be_root, bootfs)
         # Kept for the CLI's residue hint: it asks the listing it already has.
         self.last_scan = Scan(self.be_root, datasets, running, next_boot, snapshots, bootfs)

@@ -146,6 +146,26 @@ class Runner:
             raise CommandFailed(argv, proc.returncode, proc.stdout, proc.stderr)
         return proc
 
+    def start(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None):
+        """Start a read-only `argv` now (LC_ALL=C, output captured) and
+        return a call that waits for it and gives what run(argv) would:
+        the CompletedProcess, or CommandFailed / CommandNotFound raised.
+        For a command whose output is small (it waits in the pipe) run
+        beside another."""
+        argv = self._argv(argv)
+        log.debug("start: %s", shlex.join(argv))
+        with _not_found(argv):
+            proc = subprocess.Popen(argv, env=self._env(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, errors="surrogateescape")
+
+        def wait() -> subprocess.CompletedProcess[str]:
+            out, err = proc.communicate()
+            if proc.returncode != 0:
+                raise CommandFailed(argv, proc.returncode, out, err)
+            return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+        return wait
+
     def live(
         self,
         argv: Sequence[str],

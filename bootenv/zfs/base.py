@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import errno as _errno
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Callable, Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
 # Properties `Dataset` always carries; a listing fetches them in one call.
 LIST_PROPERTIES: tuple[str, ...] = (
@@ -287,6 +287,7 @@ class ZfsBackend(Protocol):
         """Return a pool property (None when unset, e.g. bootfs '-')."""
         ...
 
+
     def pool_set(self, pool: str, prop: str, value: str) -> None:
         """Set a pool property (bootfs must name a filesystem of the pool)."""
         ...
@@ -343,3 +344,13 @@ def parent_of(name: str) -> str | None:
     if "@" in name:
         return name.split("@", 1)[0]
     return name.rsplit("/", 1)[0] if "/" in name else None
+
+
+def pool_get_later(zfs: "ZfsBackend", pool: str, prop: str) -> Callable[[], str | None]:
+    """Start reading a pool property; the returned call gives what
+    zfs.pool_get would (raising what it would). A backend that reads it
+    with a process (ZfsCommands.pool_get_later) starts that process now,
+    so it runs beside the listing the caller makes meanwhile; the others
+    read it when asked."""
+    later = getattr(zfs, "pool_get_later", None)
+    return later(pool, prop) if later else (lambda: zfs.pool_get(pool, prop))

@@ -333,3 +333,33 @@ def test_destroy_preview_of_a_missing_name(cmds, zfs):
     cmds.reply("zfs", "list", rc=1, stderr="cannot open 'p/no': dataset does not exist\n")
     with pytest.raises(DatasetNotFound):
         zfs.destroy_preview(["p/no"])
+
+
+def test_pool_get_later_starts_zpool_at_once_and_maps_its_errors(cmds, zfs):
+    """engine.scan starts the `zpool get bootfs` before its `zfs list` and
+    reads it after: the process is running (here: logged) before the value
+    is asked for, the value is pool_get's, and a failure is the same ZfsError."""
+    import time
+
+    cmds.reply("zpool", "get", "-H", "-p", "-o", "value", "bootfs", "p", stdout="p/ROOT/a\n")
+    cmds.reply("zpool", "get", "-H", "-p", "-o", "value", "bootfs", "q", rc=1, stderr="cannot open 'q': no such pool\n")
+    later = zfs.pool_get_later("p", "bootfs")
+    deadline = time.monotonic() + 10
+    while not any(c[:2] == ["zpool", "get"] for c in cmds.calls) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert any(c[:2] == ["zpool", "get"] for c in cmds.calls), "zpool get was not started before its value was asked for"
+    assert later() == "p/ROOT/a"
+    with pytest.raises(ZfsError):
+        zfs.pool_get_later("q", "bootfs")()
+
+
+def test_runner_start_waits_and_raises_like_run(tmp_path):
+    ok = Runner().start(["sh", "-c", "echo out; echo err >&2"])()
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "out\n", "err\n")
+    from bootenv.run import CommandFailed, CommandNotFound
+
+    with pytest.raises(CommandFailed) as failed:
+        Runner().start(["sh", "-c", "echo no >&2; exit 3"])()
+    assert failed.value.returncode == 3 and "no" in failed.value.stderr
+    with pytest.raises(CommandNotFound):
+        Runner().start([str(tmp_path / "missing")])
