@@ -35,7 +35,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,14 +128,17 @@ def deb_version(tree: Path = REPO) -> str:
     return first.split("(", 1)[1].split(")", 1)[0]
 
 
-_DEB_LOCK = threading.Lock()  # the VM suite's runs start in threads (schedule.py): one `make deb` at a time
-
-
 def ensure_deb(tree: Path = REPO) -> Path:
     """The .deb the guest installs: $BOOTENV_VM_DEB, else `make deb` in the
     tree (a no-op when dist/ is current; the Makefile's VM targets run it
-    first anyway) and its dist/bootenv_VERSION_all.deb."""
-    with _DEB_LOCK:
+    first anyway) and its dist/bootenv_VERSION_all.deb. One `make deb` at
+    a time per tree, across threads (schedule.py) and processes (two
+    harness runs at once would rebuild build/deb/ under each other)."""
+    if os.environ.get("BOOTENV_VM_DEB"):
+        return _ensure_deb(tree)
+    (Path(tree) / "dist").mkdir(exist_ok=True)
+    with open(Path(tree) / "dist" / ".make-deb.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # an open file each: threads wait for each other too
         return _ensure_deb(tree)
 
 
