@@ -15,7 +15,6 @@ state it observed itself.
 from __future__ import annotations
 
 import contextlib
-
 import os
 import time
 from dataclasses import dataclass, field

@@ -287,7 +287,6 @@ class ZfsBackend(Protocol):
         """Return a pool property (None when unset, e.g. bootfs '-')."""
         ...
 
-
     def pool_set(self, pool: str, prop: str, value: str) -> None:
         """Set a pool property (bootfs must name a filesystem of the pool)."""
         ...

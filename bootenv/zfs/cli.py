@@ -15,6 +15,7 @@ Mount state is read from /proc/self/mountinfo (no process at all).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from typing import Iterable, Mapping, Sequence
@@ -203,6 +204,18 @@ def _in_tree(name: str, root: str) -> bool:
 # ----------------------------------------------------------------- backend
 
 
+@contextlib.contextmanager
+def _mapped(name: str | None):
+    """A failed zfs/zpool command as the ZfsError its stderr says (a missing
+    command: ZfsUnavailable)."""
+    try:
+        yield
+    except _run.CommandNotFound as exc:
+        raise ZfsUnavailable(f"no ZFS on this machine: {exc.stderr}", name) from None
+    except _run.CommandFailed as exc:
+        raise error_from_stderr(exc.stderr or exc.stdout, name) from None
+
+
 def _pool_value(out: str) -> str | None:
     """`zpool get -H -o value`'s answer: None when unset ('-')."""
     value = out.rstrip("\n")
@@ -243,12 +256,8 @@ class ZfsCommands:
 
     def _cmd(self, argv: Sequence[str], *, name: str | None = None, mutating: bool = False) -> str:
         """Run a command; return its stdout; raise the mapped ZfsError."""
-        try:
+        with _mapped(name):
             return self.runner.run(argv, mutating=mutating).stdout
-        except _run.CommandNotFound as exc:
-            raise ZfsUnavailable(f"no ZFS on this machine: {exc.stderr}", name) from None
-        except _run.CommandFailed as exc:
-            raise error_from_stderr(exc.stderr or exc.stdout, name) from None
 
     def _zfs(self, *args: str, name: str | None = None, mutating: bool = False) -> str:
         return self._cmd([self.zfs_cmd, *args], name=name, mutating=mutating)
@@ -385,8 +394,11 @@ class ZfsCommands:
                 tags.add(fields[1])
         return frozenset(tags)
 
+    def _pool_get_argv(self, pool: str, prop: str) -> list[str]:
+        return [self.zpool_cmd, "get", "-H", "-p", "-o", "value", prop, pool]
+
     def pool_get(self, pool: str, prop: str) -> str | None:
-        return _pool_value(self._zpool("get", "-H", "-p", "-o", "value", prop, pool, name=pool))
+        return _pool_value(self._cmd(self._pool_get_argv(pool, prop), name=pool))
 
     def pool_get_later(self, pool: str, prop: str):
         """`zpool get` started now, beside the listing that follows (a
@@ -396,16 +408,12 @@ class ZfsCommands:
         start = getattr(self.runner, "start", None)
         if start is None:
             return lambda: self.pool_get(pool, prop)
-        try:
-            wait = start([self.zpool_cmd, "get", "-H", "-p", "-o", "value", prop, pool])
-        except _run.CommandNotFound as exc:
-            raise ZfsUnavailable(f"no ZFS on this machine: {exc.stderr}", pool) from None
+        with _mapped(pool):
+            wait = start(self._pool_get_argv(pool, prop))
 
         def value() -> str | None:
-            try:
+            with _mapped(pool):
                 return _pool_value(wait().stdout)
-            except _run.CommandFailed as exc:
-                raise error_from_stderr(exc.stderr or exc.stdout, pool) from None
 
         return value
 
