@@ -172,7 +172,15 @@ def load_lzc() -> Any:
         import libzfs_core as lzc  # python3-pyzfs
     except ImportError as exc:
         raise ZfsUnavailable(f"libzfs_core (python3-pyzfs) is not importable: {exc}") from None
-    except Exception as exc:  # ZFSInitializationFailed: no /dev/zfs
+    except Exception as exc:
+        # What a failed start raises: ZFSInitializationFailed (no /dev/zfs; a
+        # ZFSError of libzfs_core.exceptions, loaded before the failure) or
+        # an OSError (cffi cannot load libzfs_core.so). Anything else is a
+        # bug to see, not "no ZFS".
+        exceptions = sys.modules.get("libzfs_core.exceptions")
+        expected = (OSError, *((exceptions.ZFSError,) if exceptions is not None and hasattr(exceptions, "ZFSError") else ()))
+        if not isinstance(exc, expected):
+            raise
         raise ZfsUnavailable(f"libzfs_core cannot start: {exc}") from None
     return lzc
 

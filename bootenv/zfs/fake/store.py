@@ -177,10 +177,9 @@ def save(z: "FakeZfs", path: Path) -> None:
         with os.fdopen(fd, "w") as f:
             f.write(data)
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
+    finally:  # a temp file left by a failed write (after the rename it is gone)
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
 
 
 class BadState(ValueError):
