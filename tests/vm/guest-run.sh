@@ -47,6 +47,9 @@ if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$deb" >"$SHARE/out/ap
   echo "bootenv-vm: apt-get install $deb FAILED"
   exit 122
 fi
+# Which .deb this system holds: a root disk built in this run carries the
+# same file, and the boot chains then skip their reinstall (step.py).
+mkdir -p /var/lib/bootenv-vm && sha256sum <"$deb" | cut -d' ' -f1 >/var/lib/bootenv-vm/installed-deb.sha256
 echo "bootenv-vm: installed $(dpkg-query -W -f='${Package} ${Version}' bootenv) from ${deb##*/}" \
   "in $(( ($(date +%s%N) - t0) / 1000000 )) ms; set up:" \
   "$(grep -E '^(Setting up|Unpacking) ' "$SHARE/out/apt-install.log" | sed -n 's/^Setting up \([^ ]*\) .*/\1/p' | tr '\n' ' ')"
