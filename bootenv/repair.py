@@ -26,7 +26,8 @@ when they name a BE that is gone. Found, in the plan's order:
 Explained, not changed: a checkpoint left `unfinished-apt` (whole: what to
 roll back to), a BE mounted where `bootenv mount` puts them (the admin's),
 a half-done promotion (activate killed between promote and bootfs: both
-BEs are whole and the old one still boots; re-run activate), a lock file
+BEs are whole and the old one still boots; re-run activate), a bootfs the
+bootloader's default disagrees with (both whole: either boots), a lock file
 naming a process that is gone (flock died with it: nothing to undo).
 """
 
@@ -187,7 +188,25 @@ def _explain(engine: Engine, scan: Scan, report: Report, bes: dict, lock_text: O
             )
         if be.mounted and not be.running:
             report.explained.append(f"{be.name} is mounted (bootenv mount): 'bootenv unmount {be.name}' when done")
+    _disagreeing_default(engine, scan, report)
     if lock_text:
         pid = lock_text.split(":", 1)[0].removeprefix("pid ").strip()
         if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
             report.explained.append(f"the lock file named pid {pid}, which is gone ({lock_text.strip()}): stale, released")
+
+
+def _disagreeing_default(engine: Engine, scan: Scan, report: Report) -> None:
+    """bootfs and the bootloader's default naming two whole BEs: an activate
+    killed between its bootfs write and its bootloader one (GRUB with no
+    bootenv_default boots its menu's first entry), or a menu remade on a BE
+    picked by hand. Both boot; which one was meant is the admin's call."""
+    root = engine.be_root + "/"
+    default = engine.bootloader.default_boot(engine.be_root, scan.bootfs)
+    if not (scan.bootfs and default and default != scan.bootfs and scan.bootfs.startswith(root) and default.startswith(root)
+            and scan.bootfs in scan.datasets and default in scan.datasets):
+        return
+    name, boots = engine.name_of(scan.bootfs), engine.name_of(default)
+    report.explained.append(
+        f"{engine.pool} bootfs names {name}, but {engine.bootloader.name} boots {boots} next: "
+        f"'bootenv activate {name}' (or 'bootenv activate {boots}') makes them agree"
+    )

@@ -87,6 +87,38 @@ def parse_grubenv(text: str) -> dict[str, str]:
     return out
 
 
+def first_entry_root(grub_cfg: str, be_root: str) -> Optional[str]:
+    """The BE dataset the first menu entry of `grub_cfg` boots (its linux
+    line's root=ZFS=), when GRUB's default is entry 0; else None."""
+    try:
+        with open(grub_cfg, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    in_entry = False
+    for line in lines:
+        words = line.split()
+        if not words:
+            continue
+        if not in_entry:
+            if words[0] == "set" and len(words) > 1 and words[1].startswith("default="):
+                # 00_header: "0", or grub-reboot's next_entry (which bootenv
+                # does not use); anything else (saved_entry, an id) is not ours to read
+                if words[1].split("=", 1)[1].strip("\"'") not in ("0", "${next_entry}"):
+                    return None
+            elif words[0] in ("menuentry", "submenu"):
+                if words[0] == "submenu":
+                    return None
+                in_entry = True
+        elif words[0] == "linux":
+            roots = [w[len("root=ZFS="):] for w in words if w.startswith("root=ZFS=")]
+            root = roots[-1] if roots else ""
+            return root if root.startswith(be_root + "/") else None
+        elif words[0] == "}":
+            return None
+    return None
+
+
 class GrubBootloader(Bootloader):
     name = "grub"
     needs_mount = True
@@ -148,11 +180,21 @@ class GrubBootloader(Bootloader):
     def next_boot(self, be_root: str, bootfs: Optional[str]) -> Optional[str]:
         env = self.read_env()
         name = env.get(VAR_ONCE) or env.get(VAR_DEFAULT)
-        return f"{be_root}/{name}" if name else bootfs
+        return f"{be_root}/{name}" if name else self.first_entry_root(be_root) or bootfs
 
     def default_boot(self, be_root: str, bootfs: Optional[str]) -> Optional[str]:
         name = self.read_env().get(VAR_DEFAULT)
-        return f"{be_root}/{name}" if name else bootfs
+        return f"{be_root}/{name}" if name else self.first_entry_root(be_root) or bootfs
+
+    def first_entry_root(self, be_root: str) -> Optional[str]:
+        """With no bootenv_default (bootenv never activated anything, or an
+        activate was killed before its grub-env write), GRUB boots what
+        00_header's `set default="0"` names: the menu's first entry, 10_linux's
+        for the root update-grub last ran on. Not bootfs: they differ after
+        a crash between the bootfs write and the grub-env one. Its
+        root=ZFS= dataset when that is a BE; None when the menu cannot tell
+        (no grub.cfg, GRUB_DEFAULT=saved or an id, no ZFS root)."""
+        return first_entry_root(os.path.join(self.grub_dir, "grub.cfg"), be_root)
 
     # ------------------------------------------------------------ phases
 

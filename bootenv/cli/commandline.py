@@ -81,9 +81,16 @@ def check_utf8(argv: List[str]) -> None:
             raise UsageError(f"argument is not valid UTF-8: {shown} (names and titles are text)") from None
 
 
+# Characters a terminal takes for a line end or a control sequence: the
+# message is one line, whatever argument click or ZFS quotes back in it (a
+# CR would overwrite the "bootenv:" line, a newline start another).
+_NOT_SHOWN = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x20), 0x7f, 0x85)}
+_NOT_SHOWN.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
 def _fail(message: str, code: int) -> None:
     try:
-        click.echo(f"bootenv: {message}", err=True)
+        click.echo(f"bootenv: {message.translate(_NOT_SHOWN)}", err=True)
     except OSError:
         pass  # stderr is gone too: the exit code is all that is left
     sys.exit(code)

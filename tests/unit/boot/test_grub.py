@@ -259,3 +259,81 @@ def test_one_update_grub_for_a_set_and_for_a_checkpoint_with_its_retention(zfs, 
             engine.plan_create("late").execute()
             raise RuntimeError("interrupted")
     assert len(tools.named("update-grub")) == 12
+
+
+GRUB_CFG = """\
+### BEGIN /etc/grub.d/00_header ###
+if [ -s $prefix/grubenv ]; then
+  set have_grubenv=true
+  load_env
+fi
+if [ "${next_entry}" ] ; then
+   set default="${next_entry}"
+   set next_entry=
+   save_env next_entry
+   set boot_once=true
+else
+   set default="0"
+fi
+### END /etc/grub.d/00_header ###
+### BEGIN /etc/grub.d/10_linux ###
+menuentry 'Debian GNU/Linux' --class debian --class gnu-linux --class gnu --class os $menuentry_id_option 'gnulinux-simple-1d2c' {
+	load_video
+	insmod zfs
+	echo	'Loading Linux 6.1.0-28-amd64 ...'
+	linux	/ROOT/debian@/boot/vmlinuz-6.1.0-28-amd64 root=ZFS=rpool/ROOT/debian ro  console=ttyS0,115200
+	initrd	/ROOT/debian@/boot/initrd.img-6.1.0-28-amd64
+}
+submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-advanced-1d2c' {
+	menuentry 'Debian GNU/Linux, with Linux 6.1.0-28-amd64' --class debian $menuentry_id_option 'gnulinux-6.1.0-28-amd64-advanced-1d2c' {
+		linux	/ROOT/debian@/boot/vmlinuz-6.1.0-28-amd64 root=ZFS=rpool/ROOT/new ro
+	}
+}
+### END /etc/grub.d/10_linux ###
+### BEGIN /etc/grub.d/42_bootenv ###
+if [ -n "${bootenv_default}" ]; then
+	set default="bootenv-${bootenv_default}"
+fi
+"""
+
+
+def test_without_bootenv_default_grub_boots_its_first_entry(zfs, clock, mnt, sysroot):
+    """An activate killed after bootfs moved but before grub-env was written
+    (and bootenv never activated anything before): GRUB boots the first
+    menu entry, so that is what status reports, not bootfs."""
+    driver, _tools = grub(sysroot)
+    engine = engine_with(zfs, driver, clock, mnt)
+    engine.plan_create("new").execute()
+    (sysroot / "boot" / "grub" / "grub.cfg").write_text(GRUB_CFG)
+    zfs.pool_set("rpool", "bootfs", "rpool/ROOT/new")
+    scan = engine.scan()
+    assert scan.bootfs == "rpool/ROOT/new"
+    assert scan.next_boot == "rpool/ROOT/debian"
+    assert driver.default_boot("rpool/ROOT", "rpool/ROOT/new") == "rpool/ROOT/debian"
+    from bootenv.repair import repair
+
+    report = repair(engine)
+    assert not report.plan.steps  # both BEs are whole and boot: the admin chooses
+    assert report.explained == ["rpool bootfs names new, but grub boots debian next: "
+                                "'bootenv activate new' (or 'bootenv activate debian') makes them agree"]
+    write_grubenv(driver.env_path, {"bootenv_default": "new"})
+    assert engine.scan().next_boot == "rpool/ROOT/new"
+    assert repair(engine).explained == []
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda cfg: cfg, "rpool/ROOT/debian"),
+    (lambda cfg: cfg.replace('set default="0"', 'set default="${saved_entry}"'), None),  # GRUB_DEFAULT=saved
+    (lambda cfg: cfg.replace('set default="0"', 'set default="gnulinux-advanced-1d2c>x"'), None),
+    (lambda cfg: cfg.replace("root=ZFS=rpool/ROOT/debian", "root=UUID=1234"), None),  # not a BE root
+    (lambda cfg: cfg.replace("root=ZFS=rpool/ROOT/debian", "root=ZFS=rpool/other/x"), None),
+    (lambda cfg: cfg.replace("menuentry 'Debian GNU/Linux' --class", "submenu 'x' --class", 1), None),
+    (lambda cfg: cfg.split("### BEGIN /etc/grub.d/10_linux")[0], None),  # no entry at all
+])
+def test_first_entry_root_reads_only_what_grub_would_boot(tmp_path, change, expected):
+    from bootenv.boot.grub import first_entry_root
+
+    cfg = tmp_path / "grub.cfg"
+    cfg.write_text(change(GRUB_CFG))
+    assert first_entry_root(str(cfg), "rpool/ROOT") == expected
+    assert first_entry_root(str(tmp_path / "missing.cfg"), "rpool/ROOT") is None
