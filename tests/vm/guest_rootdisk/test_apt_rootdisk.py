@@ -7,7 +7,7 @@ source the test repository under /run, bootenv planning on the mounted
 
 One chain, as an admin would do it: install hello 1.0 in a sandbox,
 "reboot" into that BE, then upgrade to 2.0 in a second sandbox; each BE
-keeps what it had."""
+keeps what it had; then `bootenv diff` between the two shows the upgrade."""
 
 from __future__ import annotations
 
@@ -50,5 +50,21 @@ def test_full_debian_sandbox_install_then_upgrade(rpool, monkeypatch):
         assert dpkg_version(system.look(second), "hello") == "2.0"
         assert dpkg_version(system.look("debian"), "hello") is None
         assert zfs_get(f"rpool/ROOT/{second}", "origin").startswith(f"rpool/ROOT/{first}@")
+
+        # What the upgrade changed, as `bootenv diff` tells it (issue 15), on
+        # a full Debian: back on debian, so neither BE is the running one
+        # (this test's "running" BE is mounted elsewhere, / is the runner's).
+        system.reboot_into("debian")
+        diff = system.ok("diff", first, second)
+        print(f"$ bootenv diff {first} {second}\n{diff.stdout}")
+        lines = diff.stdout.splitlines()
+        assert "Upgraded:" in lines and "  hello 1.0 -> 2.0" in lines, diff.stdout
+        assert not any(line in lines for line in ("Added:", "Removed:", "Downgraded:")), diff.stdout
+        files = system.ok("diff", first, second, "--files")
+        print(f"$ bootenv diff {first} {second} --files\n{files.stdout}")
+        assert f"zfs diff rpool/ROOT/{first}@" in files.stdout, files.stdout
+        assert "M /usr/share/hello/version" in files.stdout and "M /var/lib/dpkg/status" in files.stdout, files.stdout
+        added = system.ok("diff", "debian", second).stdout.splitlines()  # read from debian mounted read-only
+        assert "Added:" in added and "  hello 2.0" in added and "Upgraded:" not in added
     finally:
         system.close()
