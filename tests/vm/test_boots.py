@@ -31,6 +31,7 @@ SCENARIOS = {
         "i": ("a BE held in another mount namespace is refused as busy, naming the holders; destroyed once released", (9, 10)),
         "k": ("`bootenv rollback` + reboot lands on the checkpoint before the last apt run; a second rollback + reboot returns",
               (10, 11, 12)),
+        "l": ("a BE sent as an increment to a stream file and received as a new BE boots with the sender's files", (12, 13)),
     },
     "systemd-boot": {
         "s1": ("activate + reboot boots the activated BE through systemd-boot", (1, 2)),

@@ -1,4 +1,4 @@
-"""The GRUB chain (SeaBIOS -> GRUB): one run, 12 boots; boot 6 never comes
+"""The GRUB chain (SeaBIOS -> GRUB): one run, 13 boots; boot 6 never comes
 up, by design. No boot carries more than about half its time budget
 (BOOTENV_VM_BOOT_TIMEOUT): the apt scenarios are spread over boots 7-10.
 
@@ -27,7 +27,11 @@ up, by design. No boot carries more than about half its time budget
             before the last run                                         (k)
  11 H3      check (k): / is that checkpoint, rt2 as before run 3;
             `bootenv rollback` again: the next boot is cp              (k)
- 12 cp      check (k): back on cp, run 3's change there; done
+ 12 cp      check (k): back on cp, run 3's change there; a BE sent as
+            an increment to a stream file and received as a new BE:
+            `bootenv send src --from cp@src -o FILE`, `bootenv receive rcv
+            -i FILE`; activate rcv                                          (l)
+ 13 rcv     check (l): / is the received BE, its files are the sender's; done
 
 The 30-run retention series (j: BE count and allocated space bounded,
 retention_scenarios.py) costs ~30 s an apt run under TCG, three more
@@ -38,14 +42,22 @@ runs as boots of its own:
 
 from __future__ import annotations
 
+import json
+import os
+
 from apt_scenarios import AptScenarios
 from retention_scenarios import RetentionScenarios
 from sandbox_scenarios import SandboxScenarios
 from step import BE_ROOT, OUT, Step, sh
 
 
+STREAM = "/var/tmp/bootenv-vmtest-src.bes"  # on the running BE: a few MiB
+RECEIVED = f"{OUT}/received.json"
+RECEIVED_MARK = "/etc/bootenv-vmtest-received"
+
+
 class GrubChain(RetentionScenarios, SandboxScenarios, AptScenarios, Step):
-    last_boot = 12
+    last_boot = 13
 
     def loader_facts(self) -> None:
         self.facts["bootenv_env"] = sh("grub-editenv /boot/grub/bootenv.env list")["out"]
@@ -131,7 +143,45 @@ class GrubChain(RetentionScenarios, SandboxScenarios, AptScenarios, Step):
 
     def stage12(self) -> None:
         self.rollback_returned()
+        self.receive_and_activate()
+
+    def stage13(self) -> None:
+        self.received_boots()
         self.next_action = "poweroff"
+
+    # ------------------------------------------------------------ (l)
+
+    def receive_and_activate(self) -> None:
+        """(l), issue 15: a BE made on this machine travels as a stream file
+        (an increment from the snapshot it was cloned from, which the
+        receiver finds by guid) and lands as a new BE, which is activated."""
+        import secrets
+
+        token = secrets.token_hex(8)
+        base = self.running
+        self.create_changed("src", f"printf '%s\\n' {token} >{{where}}{RECEIVED_MARK}")
+        sh(f"rm -f {STREAM}")
+        self.do(f"bootenv send src --from {base}@src -o {STREAM}")
+        size = os.path.getsize(STREAM)
+        self.do(f"bootenv receive rcv -i {STREAM}")
+        sh(f"rm -f {STREAM}")
+        rcv = {b["name"]: b for b in self.bes()}.get("rcv") or {}
+        origin = sh(f"zfs get -H -o value origin {BE_ROOT}/rcv")["out"].strip()
+        self.check("l", rcv.get("state") == "complete" and origin == f"{BE_ROOT}/{base}@src",
+                   f"the stream ({size} bytes) landed as rcv, complete, a clone of {BE_ROOT}/{base}@src "
+                   f"(state {rcv.get('state')}, origin {origin})")
+        self.do("bootenv activate rcv")
+        self.check("l", self.bootenv_status().get("next_boot") == "rcv", "rcv boots next")
+        with open(RECEIVED, "w") as f:
+            json.dump({"token": token, "stream_bytes": size}, f)
+
+    def received_boots(self) -> None:
+        sent = json.load(open(RECEIVED))
+        self.check("l", self.running == "rcv", f"the received BE boots: / is {BE_ROOT}/rcv (it is {self.facts['root']})")
+        mark = sh(f"cat {RECEIVED_MARK}")["out"].strip()
+        self.check("l", mark == sent["token"], f"with the sender's files ({RECEIVED_MARK}: {mark!r}, sent {sent['token']!r})")
+        received = sh(f"zfs get -H -o value org.bootenv:received {BE_ROOT}/rcv")["out"].strip()
+        self.check("l", received not in ("", "-"), f"rcv says it was received (org.bootenv:received {received!r})")
 
     def quick(self) -> None:
         """BOOTENV_VM_ONLY=quick (boots.py): boot 1 only, the sandbox
