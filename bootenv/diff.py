@@ -6,8 +6,10 @@ dataset is a clone of a snapshot of the other's, and one side has not
 been written since that snapshot (it *is* the snapshot, so the diff from
 the snapshot to the other side is the diff between the two). Otherwise
 both are mounted read-only and their trees compared (type, size, mode,
-owner, mtime, link target; no rename detection: unrelated trees share no
-object numbers to tell a rename by).
+owner, mtime, link target); a file removed on one side and added on the
+other with the same size, mode, owner, mtime and bytes, the only such
+pair, is a rename there (unrelated trees share no object numbers, which
+is how zfs diff tells one).
 """
 
 from __future__ import annotations
@@ -187,21 +189,67 @@ def _by_tree(engine, scan, old: str, new: str, rels_a: dict, rels_b: dict, rels:
         da, db = rels_a.get(rel), rels_b.get(rel)
         pa = _mount_rel(scan, engine.dataset_of(old), da) if da else None
         pb = _mount_rel(scan, engine.dataset_of(new), db) if db else None
-        tree_a = _walk(prefix + os.path.join(root_a, (pa or "").lstrip("/"))) if da else {}
-        tree_b = _walk(prefix + os.path.join(root_b, (pb or "").lstrip("/"))) if db else {}
+        # Where bootenv mounts BEs is nobody's content (the running BE's
+        # tree would hold the other side: on a real system /run is a
+        # filesystem of its own anyway).
+        skip = engine.mount_base if not (pa or pb) else None
+        tree_a = _walk(prefix + os.path.join(root_a, (pa or "").lstrip("/")), skip) if da else {}
+        tree_b = _walk(prefix + os.path.join(root_b, (pb or "").lstrip("/")), skip) if db else {}
         inside = pb if pb is not None else pa or ""
         d = DatasetDiff(rel, "tree" if da and db else (f"only in {old}" if da else f"only in {new}"))
+        base_a = prefix + os.path.join(root_a, (pa or "").lstrip("/"))
+        base_b = prefix + os.path.join(root_b, (pb or "").lstrip("/"))
+        moved = _renames(tree_a, tree_b, base_a, base_b) if da and db else {}
+        gone = set(moved.values())
+
+        def shown(path: str) -> str:
+            return (inside + path) if path != "/" else (inside or "/")
+
         for path in sorted(set(tree_a) | set(tree_b)):
             a, b = tree_a.get(path), tree_b.get(path)
-            if a == b:
+            if a == b or path in gone:
+                continue
+            if path in moved:
+                d.changes.append(FileChange("renamed", shown(moved[path]), shown(path), "F"))
                 continue
             change = "added" if a is None else "removed" if b is None else "modified"
             kind = (b or a)[0]
-            d.changes.append(FileChange(change, (inside + path) if path != "/" else (inside or "/"), None, kind))
+            d.changes.append(FileChange(change, shown(path), None, kind))
             if b is not None and change != "removed" and kind == "F":
                 d.written += b[1]
         out.append(d)
     return out
+
+
+def _renames(tree_a: dict, tree_b: dict, base_a: str, base_b: str) -> dict[str, str]:
+    """new path -> old path for the regular files a tree comparison would
+    call removed on one side and added on the other that are one file
+    moved: the same size, mode, owner and mtime (a rename keeps them), the
+    only such pair, and the same bytes. (zfs diff tells renames by object
+    number; two unrelated trees have only this.)"""
+    removed: dict[tuple, list[str]] = {}
+    for path, sig in tree_a.items():
+        if sig[0] == "F" and path not in tree_b:
+            removed.setdefault(sig, []).append(path)
+    added: dict[tuple, list[str]] = {}
+    for path, sig in tree_b.items():
+        if sig[0] == "F" and path not in tree_a and sig in removed:
+            added.setdefault(sig, []).append(path)
+    out = {}
+    for sig, news in added.items():
+        olds = removed[sig]
+        if len(news) == 1 and len(olds) == 1 and _same_bytes(base_a + olds[0], base_b + news[0]):
+            out[news[0]] = olds[0]
+    return out
+
+
+def _same_bytes(a: str, b: str) -> bool:
+    import filecmp
+
+    try:
+        return filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
 
 
 def _kind(mode: int) -> str:
@@ -211,9 +259,10 @@ def _kind(mode: int) -> str:
     return "F"
 
 
-def _walk(root: str) -> dict[str, tuple]:
+def _walk(root: str, skip: Optional[str] = None) -> dict[str, tuple]:
     """path (from `root`, '/' first) -> what tells two versions apart,
-    staying on root's filesystem (a child dataset is compared on its own)."""
+    staying on root's filesystem (a child dataset is compared on its own),
+    leaving out the directory `skip` (a path from root) and what it holds."""
     out: dict[str, tuple] = {}
     try:
         dev = os.lstat(root).st_dev
@@ -225,6 +274,8 @@ def _walk(root: str) -> dict[str, tuple]:
         keep = []
         for name in dirnames:
             full = os.path.join(dirpath, name)
+            if os.path.join(rel_dir, name) == skip:
+                continue
             st = os.lstat(full)
             if st.st_dev == dev:
                 keep.append(name)

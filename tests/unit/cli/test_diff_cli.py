@@ -90,6 +90,43 @@ def test_diff_files_by_tree_when_both_moved_on(run, trees, state, tmp_path):
     assert "file\tremoved\t/etc/gone\t-" in lines
 
 
+def test_diff_by_tree_tells_a_moved_file_by_its_bytes(run, trees, state):
+    """Two trees with no lineage: a file removed here and added there with
+    the same size, mode, owner, mtime and bytes is one rename; a look-alike
+    with other bytes, or two candidates for one file, is not."""
+    import os
+
+    assert run("create", "ck").exit_code == 0
+    with FakeZfs.session(state) as z:
+        z.write("rpool/ROOT/debian", 4096)
+        z.write("rpool/ROOT/ck", 4096)
+    ck = trees / "run/bootenv/ck"
+    write_status(ck)
+    for tree in (trees, ck):
+        (tree / "etc").mkdir()
+
+    def put(path, text, mtime=1_700_000_000):
+        path.write_text(text)
+        os.utime(path, ns=(mtime * 10**9, mtime * 10**9))
+
+    put(ck / "etc/old-name", "the same bytes")
+    put(trees / "etc/new-name", "the same bytes")  # moved
+    put(ck / "etc/was", "abc")
+    put(trees / "etc/is", "abd")  # same size and times, other bytes: not a rename
+    put(ck / "etc/twin", "zz", 1_600_000_000)
+    put(trees / "etc/twin-1", "zz", 1_600_000_000)
+    put(trees / "etc/twin-2", "zz", 1_600_000_000)  # two candidates: neither is called a rename
+    result = run("diff", "ck", "@running", "--files", "-H")
+    assert result.exit_code == 0, result.output
+    lines = {l for l in result.stdout.splitlines() if l.startswith("file\t") and "/run" not in l}
+    assert "file\trenamed\t/etc/old-name\t/etc/new-name" in lines
+    assert not any("old-name" in l or "new-name" in l for l in lines - {"file\trenamed\t/etc/old-name\t/etc/new-name"})
+    assert {"file\tremoved\t/etc/was\t-", "file\tadded\t/etc/is\t-"} <= lines
+    assert {"file\tremoved\t/etc/twin\t-", "file\tadded\t/etc/twin-1\t-", "file\tadded\t/etc/twin-2\t-"} <= lines
+    human = run("diff", "ck", "@running", "--files").stdout
+    assert "  R /etc/old-name -> /etc/new-name" in human
+
+
 def test_diff_bad_input_is_one_line(run, trees):
     result = run("diff", "nosuch")
     assert result.exit_code == EXIT_NOT_FOUND and result.stderr.startswith("bootenv: ") and len(result.stderr.splitlines()) == 1
