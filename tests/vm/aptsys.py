@@ -276,6 +276,14 @@ class AptSystem:
         self._looks.append(path)
         return path
 
+    def unlook(self) -> None:
+        """Unmount what look() mounted (a BE mounted twice cannot be the
+        running one: reboot_into mounts it again)."""
+        for path in self._looks:
+            subprocess.run(["umount", path], capture_output=True)
+            umount_where_we_started(path)
+        self._looks.clear()
+
     def close(self) -> None:
         for path in [*getattr(self, "_looks", []), self.mnt]:
             subprocess.run(["umount", path], capture_output=True)

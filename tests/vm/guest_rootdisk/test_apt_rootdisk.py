@@ -54,6 +54,7 @@ def test_full_debian_sandbox_install_then_upgrade(rpool, monkeypatch):
         # What the upgrade changed, as `bootenv diff` tells it (issue 15), on
         # a full Debian: back on debian, so neither BE is the running one
         # (this test's "running" BE is mounted elsewhere, / is the runner's).
+        system.unlook()
         system.reboot_into("debian")
         diff = system.ok("diff", first, second)
         print(f"$ bootenv diff {first} {second}\n{diff.stdout}")
