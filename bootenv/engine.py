@@ -255,6 +255,7 @@ class Engine:
             ours=any(top.user(p) is not None for p in USER_PROPS if p != PROP_OPERATION),
             rollback_from=top.user(PROP_ROLLBACK_FROM),
             rollback_at=_int(top.user(PROP_ROLLBACK_AT)),
+            encryption_root=top.props.get("encryptionroot"),
         )
 
     def _snapshot(self, scan: Scan, snap: Dataset) -> Snapshot:

@@ -219,6 +219,13 @@ class BootEnv:
     ours: bool = True  # made by bootenv (it carries org.bootenv: properties)
     rollback_from: str | None = None
     rollback_at: int | None = None
+    # The dataset whose key it uses (natively encrypted; its checkpoints
+    # are clones under the same root: no new key, the same prompt).
+    encryption_root: str | None = None
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encryption_root is not None
 
     @property
     def flags(self) -> str:

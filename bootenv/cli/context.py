@@ -250,7 +250,9 @@ def format_bes(bes: list, *, scripted: bool = False, as_json: bool = False, colu
         return output.to_json(bes, reclaim)
     if scripted:
         return output.tab_separated(bes, chosen or output.SCRIPTED, reclaim) if bes else None
-    return output.table(bes, chosen or output.DEFAULT, reclaim)
+    text = output.table(bes, chosen or output.DEFAULT, reclaim)
+    note = output.encryption_note(bes)
+    return f"{text}\n{note}" if note else text
 
 
 def print_bes(bes: list, *, scripted: bool = False, as_json: bool = False, columns: Optional[str] = None,

@@ -13,11 +13,11 @@ COLUMNS = ("A", "C", "#", "NAME", "TITLE", "CREATED", "USED")
 # -o/--columns: every column `list` can show, by the name -o takes.
 # referenced, dataset and kernels are what 42_bootenv asks for (-H -o).
 ALL_COLUMNS = ("active", "running", "gen", "name", "title", "created", "used", "reclaim", "kind", "state", "origin",
-               "keep", "referenced", "dataset", "kernels")
+               "keep", "referenced", "dataset", "kernels", "encryption")
 HEADERS = {
     "active": "A", "running": "C", "gen": "#", "name": "NAME", "title": "TITLE", "created": "CREATED",
     "used": "USED", "reclaim": "RECLAIM", "kind": "KIND", "state": "STATE", "origin": "ORIGIN", "keep": "KEEP",
-    "referenced": "REFER", "dataset": "DATASET", "kernels": "KERNELS",
+    "referenced": "REFER", "dataset": "DATASET", "kernels": "KERNELS", "encryption": "ENCRYPTION",
 }
 DEFAULT = ("active", "running", "gen", "name", "title", "created", "used")
 # -H without -o: the columns it always had, in their order, then the new ones.
@@ -67,7 +67,24 @@ def cell(be: BootEnv, column: str, *, scripted: bool, reclaim=None) -> str:
         return be.dataset
     if column == "kernels":
         return be.kernels or "-"
+    if column == "encryption":
+        return be.encryption_root or "-"
     raise AssertionError(column)
+
+
+def encryption_note(bes: list[BootEnv]) -> str | None:
+    """The line under the table when BEs are encrypted: which, under which
+    root, and that a checkpoint needs no key of its own. None otherwise."""
+    encrypted = [be for be in bes if be.encrypted]
+    if not encrypted:
+        return None
+    if len(encrypted) == len(bes):
+        which = "every BE is"
+    else:
+        which = ", ".join(be.name for be in encrypted) + (" is" if len(encrypted) == 1 else " are")
+    roots = ", ".join(sorted({be.encryption_root for be in encrypted}))
+    return (f"encrypted: {which} encrypted (encryption root {roots}); "
+            "a checkpoint is a clone under the same root: no new key, the same passphrase at boot")
 
 
 def _sanitized(text: str) -> str:
@@ -154,6 +171,8 @@ def as_dict(be: BootEnv) -> dict:
         "datasets": [be.dataset, *be.children],
         "generation": be.generation,
         "keep": be.keep,
+        "encrypted": be.encrypted,
+        "encryption_root": be.encryption_root,
     }
 
 

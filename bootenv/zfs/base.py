@@ -35,6 +35,9 @@ LIST_PROPERTIES: tuple[str, ...] = (
     # snapshots: every clone of it, comma-separated, wherever it lives (a
     # clone outside the listed root is a dependant the plan must see)
     "clones",
+    # whose key a filesystem uses ('-', absent, when unencrypted): a BE's
+    # checkpoints share it (list says `encrypted`)
+    "encryptionroot",
 )
 
 

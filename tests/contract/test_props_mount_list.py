@@ -124,7 +124,7 @@ def test_list_subtree_sorted_by_createtxg(zenv):
     assert [d.name for d in rows] == [f"{r}/a", f"{r}/a/x"]
     assert [d.user(TITLE) for d in rows] == ["a", "a"]  # a/x inherits
     for d in rows:
-        assert set(LIST_PROPERTIES) - {"origin", "userrefs", "clones"} <= set(d.props), d.props
+        assert set(LIST_PROPERTIES) - {"origin", "userrefs", "clones", "encryptionroot"} <= set(d.props), d.props
         assert "userrefs" not in d.props  # a snapshot property
         assert d.props["type"] == "filesystem"
     rows = zenv.zfs.list(f"{r}/a", snapshots=True)

@@ -412,3 +412,28 @@ def test_create_lists_the_be_root_once_and_then_only_the_new_be(engine, zfs, mon
     be = engine.plan_create("new").execute()
     assert be.name == "new" and not be.running and be.origin_be == "debian"
     assert listed == ["rpool/ROOT", "rpool/ROOT/new"]
+
+
+def test_checkpoints_of_an_encrypted_root_share_its_key_and_list_says_so(clock, boot, tmp_path):
+    """The OpenZFS guide's encrypted rpool: a checkpoint is a clone under
+    the same encryption root (no key of its own), and list says so."""
+    import json
+
+    from bootenv.cli import context, output
+    from bootenv.zfs.fake import FakeZfs
+    from bootenv.zfs.fake.build import root_on_zfs
+
+    zfs = root_on_zfs(FakeZfs(clock=clock, strict=True), deep=["var"], shared=["home"], encrypted=True)
+    engine = Engine(zfs, boot, clock=clock, mount_base=str(tmp_path / "mnt"))
+    engine.plan_create("ck").execute()
+    bes = {be.name: be for be in engine.list()}
+    assert bes["ck"].encryption_root == bes["debian"].encryption_root == "rpool" and bes["ck"].encrypted
+    assert zfs.get_props("rpool/ROOT/ck/var", ["encryptionroot"]) == {"encryptionroot": "rpool"}
+    rows = json.loads(output.to_json(bes.values()))
+    assert {(r["name"], r["encrypted"], r["encryption_root"]) for r in rows} == {("debian", True, "rpool"), ("ck", True, "rpool")}
+    text = context.format_bes(list(bes.values()))
+    assert text.splitlines()[-1].startswith("encrypted: every BE is encrypted (encryption root rpool)")
+    assert context.format_bes(list(bes.values()), scripted=True, columns="name,encryption") == "debian\trpool\nck\trpool"
+    plain = root_on_zfs(FakeZfs(clock=clock, strict=True))
+    assert not Engine(plain, boot, clock=clock).list()[0].encrypted
+    assert output.encryption_note(Engine(plain, boot, clock=clock).list()) is None

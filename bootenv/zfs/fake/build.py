@@ -15,15 +15,19 @@ def root_on_zfs(
     deep: Sequence[str] = (),
     shared: Sequence[str] = (),
     data_mib: int = 64,
+    encrypted: bool = False,
 ) -> FakeZfs:
     """Given an empty fake, build a root-on-ZFS system as Debian installers
     make it: pool, BE root (canmount=off, mountpoint=none), the running BE
     `root` mounted at / with data (`deep` children below it), `shared`
-    datasets outside the BE root, and the pool's bootfs set. Return `z`."""
+    datasets outside the BE root, and the pool's bootfs set; `encrypted`:
+    the pool's top is the encryption root (the OpenZFS guide's
+    `-O encryption=on -O keyformat=passphrase`). Return `z`."""
     if root.count("/") < 2:
         raise ValueError(f"the root must look like POOL/ROOT/NAME, not {root!r}")
     pool, be_root = root.split("/", 1)[0], root.rsplit("/", 1)[0]
-    z.create_pool(pool, {"mountpoint": "/", "canmount": "off"})
+    crypt = {"encryption": "on", "keyformat": "passphrase", "keylocation": "prompt"} if encrypted else {}
+    z.create_pool(pool, {"mountpoint": "/", "canmount": "off", **crypt})
     _create_parents(z, be_root, {"canmount": "off", "mountpoint": "none"})
     z.create(be_root, {"canmount": "off", "mountpoint": "none"})
     z.create(root, {"mountpoint": "/", "canmount": "noauto"})

@@ -52,18 +52,19 @@ from .names import (
     POOL_SETTABLE,
     check_gettable,
     check_name,
+    check_creatable,
     check_settable,
     check_user_prop,
     is_user_prop,
 )
-from .listing import ListingMixin
+from .listing import ENCRYPTION, ListingMixin
 from .mounts import MountsMixin
 from .ops import op
 from .state import FakeState
 from .space import Block, Fs, Pool, Snap, content, rebase, subtree
 
 # The native properties listing.py's rows carry.
-ROW_PROPS = frozenset(LIST_PROPERTIES)
+ROW_PROPS = frozenset(LIST_PROPERTIES) | {"keystatus"}
 MiB = 1024 * 1024
 DEFAULT_POOL_SIZE = 64 * 1024 * MiB
 
@@ -114,8 +115,7 @@ class FakeZfs(MountsMixin, ListingMixin, FakeState):
         if name in self._pools:
             raise DatasetExists(f"pool already exists: {name}", name)
         props = dict(props or {})
-        for k, v in props.items():
-            check_settable(k, v, snapshot=False)
+        check_creatable(props)
         pool = Pool(name, size)
         txg = self._new_txg()
         fs = Fs(self._new_id(), name, pool, None, txg, self._now(), props)
@@ -129,8 +129,7 @@ class FakeZfs(MountsMixin, ListingMixin, FakeState):
         Raise DatasetExists, DatasetNotFound (parent), InvalidName."""
         check_name(name, "filesystem")
         props = dict(props or {})
-        for k, v in props.items():
-            check_settable(k, v, snapshot=False)
+        check_creatable(props)
         if name in self._fs:
             raise DatasetExists(f"dataset already exists: {name}", name)
         if "/" not in name:
@@ -326,6 +325,12 @@ class FakeZfs(MountsMixin, ListingMixin, FakeState):
             ofs_origin.clones.add(clone)
         clone.origin = ofs_origin
         ofs.origin = snap
+        # OpenZFS (dsl_dataset_promote_crypt_sync): when the origin was its
+        # clone's encryption root, the promoted clone becomes the root.
+        if ofs.props.get("encryption", "off") != "off" and clone.props.get("encryption", "off") == "off":
+            for key in ENCRYPTION:
+                if key in ofs.props:
+                    clone.props[key] = ofs.props.pop(key)
         # The blocks those snapshots hold are now charged to the clone.
         for b in [b for b in ofs.owned if self._blocks[b].birth <= snap.createtxg]:
             ofs.owned.discard(b)
@@ -457,9 +462,9 @@ class FakeZfs(MountsMixin, ListingMixin, FakeState):
                 value = obj.name if p == "name" else obj.id
             elif isinstance(obj, Snap) and p in ("clones", "userrefs"):
                 value = ",".join(sorted(c.name for c in obj.clones)) if p == "clones" else len(obj.holds)
-            elif p in ROW_PROPS:
+            elif p in ROW_PROPS or p == "encryption":
                 row = row if row is not None else self._native_row(obj)
-                value = row.get(p)
+                value = row.get(p, "off" if p == "encryption" else None)
             elif isinstance(obj, Fs) and p in INHERITED_DEFAULTS:
                 value = self._inherited(obj, p)
             if value is not None and value != "":

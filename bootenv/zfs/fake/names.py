@@ -104,10 +104,16 @@ READONLY_NATIVE = frozenset(
         "mounted",
         "clones",
         "userrefs",
+        "encryptionroot",
+        "keystatus",
     }
 )
 SETTABLE_NATIVE = frozenset({"mountpoint", "canmount"} | set(INHERITED_DEFAULTS))
-NATIVE = READONLY_NATIVE | SETTABLE_NATIVE
+# Native encryption: set when a filesystem is created, never after (a
+# clone or a child lives under the encryption root it inherits).
+CREATE_ONLY = {"encryption": frozenset({"on", "off", "aes-256-gcm", "aes-128-gcm", "aes-256-ccm"}),
+               "keyformat": frozenset({"passphrase", "raw", "hex"})}
+NATIVE = READONLY_NATIVE | SETTABLE_NATIVE | set(CREATE_ONLY) | {"keylocation"}
 
 
 def check_native_value(prop: str, value: str) -> None:
@@ -133,13 +139,31 @@ def check_settable(prop: str, value: str, *, snapshot: bool) -> None:
     if is_user_prop(prop):
         check_user_prop(prop, value)
         return
-    if prop in READONLY_NATIVE:
+    if prop in READONLY_NATIVE or prop in CREATE_ONLY or prop == "keylocation":
         raise InvalidProperty(f"property {prop!r} is read-only")
     if prop not in SETTABLE_NATIVE:
         raise InvalidProperty(f"invalid property {prop!r}")
     if snapshot:
         raise InvalidProperty(f"property {prop!r} cannot be set on a snapshot")
     check_native_value(prop, value)
+
+
+def check_creatable(props: dict[str, str]) -> None:
+    """Raise InvalidProperty unless `props` may be given to `zfs create`:
+    what check_settable allows, plus the encryption properties (a key
+    format and location with encryption on, and only then)."""
+    for k, v in props.items():
+        if k in CREATE_ONLY:
+            if v not in CREATE_ONLY[k]:
+                raise InvalidProperty(f"bad value {v!r} for property {k!r}")
+        elif k == "keylocation":
+            if v != "prompt" and not v.startswith("file:///"):
+                raise InvalidProperty(f"bad value {v!r} for property 'keylocation'")
+        else:
+            check_settable(k, v, snapshot=False)
+    encrypted = props.get("encryption", "off") != "off"
+    if encrypted != ("keyformat" in props):
+        raise InvalidProperty("encryption needs a keyformat, and a keyformat needs encryption")
 
 
 def check_gettable(prop: str) -> None:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from bootenv.model import BootEnv
-from bootenv.cli.output import human_size, tab_separated, table, to_json
+from bootenv.cli.output import encryption_note, human_size, tab_separated, table, to_json
 
 
 @pytest.mark.parametrize(
@@ -76,3 +76,12 @@ def test_the_plain_table_is_tabulates():
     row = ("*", "*", "-", "debian", title, human_time(1700000000), human_size(4096))  # "-": no generation
     want = tabulate([row], headers=COLUMNS, tablefmt="plain", disable_numparse=True)
     assert table([be("debian", active=True, running=True, title=title)]) == want
+
+
+def test_the_encryption_note_names_the_encrypted_bes_and_their_root():
+    plain, enc = be("old"), be("debian", encryption_root="rpool")
+    assert encryption_note([plain]) is None
+    assert encryption_note([enc]).startswith("encrypted: every BE is encrypted (encryption root rpool); ")
+    assert encryption_note([enc, plain]).startswith("encrypted: debian is encrypted (encryption root rpool)")
+    two = [enc, be("ck", encryption_root="rpool"), be("other", encryption_root="tank/enc"), plain]
+    assert encryption_note(two).startswith("encrypted: debian, ck, other are encrypted (encryption root rpool, tank/enc)")
