@@ -74,6 +74,9 @@ def test_files_and_modes(tree):
         assert (tree / "lib/systemd/system" / unit).read_bytes() == (ROOT / "contrib/systemd" / unit).read_bytes()
     assert (tree / "usr/share/man/man8/bootenv.8.gz").exists()
     assert (tree / "usr/share/bash-completion/completions/bootenv").exists()
+    examples = tree / "usr/share/doc/bootenv/examples/ansible"
+    assert (examples / "stage-be.yml").read_bytes() == (ROOT / "contrib/ansible/stage-be.yml").read_bytes()
+    assert (examples / "README.md").exists() and (examples / "inventory.example.yml").exists()
 
 
 def test_conffiles_and_maintainer_scripts(deb, tmp_path):

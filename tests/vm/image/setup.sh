@@ -4,7 +4,7 @@
 # bookworm-backports (built by dkms for the GUEST kernel), python3-apt,
 # pyzfs, Debian's pytest and hypothesis, the tools the tests use
 # (systemd-boot for the UEFI boot chain, unattended-upgrades for the apt
-# hook), and a local `file:` apt repository with bootenv's own dependencies
+# hook, openssh-server and ansible-core for contrib/ansible's playbook), and a local `file:` apt repository with bootenv's own dependencies
 # (python3-typer, -click, -tabulate: downloaded here, NOT installed), the
 # guest's only apt source: the harness installs bootenv from the run's .deb
 # with `apt-get install ./bootenv_*.deb` (tests/vm/guest-run.sh), and apt
@@ -31,7 +31,8 @@ stamp "kernel + base"
 "${APT[@]}" install linux-image-amd64 linux-headers-amd64 \
   systemd udev kmod util-linux e2fsprogs gdisk dpkg-dev \
   python3 python3-apt python3-pytest python3-hypothesis grub-pc procps iproute2 less zstd \
-  rsync dosfstools cpio systemd-boot unattended-upgrades
+  rsync dosfstools cpio systemd-boot unattended-upgrades \
+  openssh-server ansible-core
 KVER=$(ls /lib/modules | sort -V | tail -n1)
 echo "$KVER" >/etc/bootenv-vm-kernel
 stamp "kernel is $KVER"
