@@ -149,8 +149,26 @@ def _by_lineage(engine, scan, rel: str, da: str, db: str) -> Optional[DatasetDif
     be = engine.name_of(moved)
     entries = _zfs_diff(engine, snap, moved)
     prefix = _mount_rel(scan, engine.dataset_of(be), moved)
-    changes = [_file_change(e, prefix, inverse) for e in entries]
+    changes = fold_replaced([_file_change(e, prefix, inverse) for e in entries])
     return DatasetDiff(rel, f"zfs diff {snap} {moved}" + (" (reversed)" if inverse else ""), changes, wb if not inverse else wa)
+
+
+def fold_replaced(changes: list[FileChange]) -> list[FileChange]:
+    """Given zfs diff's changes, return them with each path that was both
+    removed and added (the same type) as one modified file, where the
+    removal was. zfs diff follows objects: a file written as a new object
+    under the old name (dpkg unpacks NAME.dpkg-new and renames it over
+    NAME; apt's caches and most editors do the same) is the old object
+    removed and a new one added, which to a reader is a changed file."""
+    removed = {(c.path, c.kind) for c in changes if c.change == "removed"}
+    replaced = {(c.path, c.kind) for c in changes if c.change == "added"} & removed
+    out = []
+    for c in changes:
+        if (c.path, c.kind) not in replaced:
+            out.append(c)
+        elif c.change == "removed":
+            out.append(FileChange("modified", c.path, None, c.kind))
+    return out
 
 
 def _zfs_diff(engine, snap: str, target: str) -> list[DiffEntry]:
