@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.vm.guest.test_transfer_real import Machine, make_web, record_manifest, sh
+from tests.vm.guest.test_transfer_real import Machine, made_web, sh
 
 POOL = os.environ.get("BOOTENV_TEST_POOL", "betest")
 REPO = Path(__file__).resolve().parents[3]
@@ -160,11 +160,7 @@ def playbook(inv: Path, tmp: Path, *args: str) -> subprocess.CompletedProcess:
 def test_the_playbook_stages_a_be_and_only_a_machine_that_came_up_on_it_keeps_it(sshd, fleet, tmp_path):
     build, targets = fleet
     t1, t2 = targets
-    mnt = str(tmp_path / "web")
-    top = make_web(build, mnt)
-    record_manifest(build, mnt)
-    sh("zfs", "unmount", f"{top}/var")
-    sh("zfs", "unmount", top)
+    made_web(build, str(tmp_path / "web"))
     (tmp_path / "incoming").mkdir()
 
     # -- send once, receive, diff, arm the trial on each target

@@ -165,6 +165,15 @@ def record_manifest(build: Machine, mnt: str) -> None:
     subprocess.run([sys.executable, "-c", code], env=build.env, check=True)
 
 
+def made_web(build: Machine, mnt: str) -> str:
+    """make_web with its manifest recorded, unmounted: ready to send."""
+    top = make_web(build, mnt)
+    record_manifest(build, mnt)
+    sh("zfs", "unmount", f"{top}/var")
+    sh("zfs", "unmount", top)
+    return top
+
+
 def upgrade(mnt: str) -> None:
     Path(mnt, "etc/version").write_text("v2\n")
     Path(mnt, "usr/share/hello/version").write_text("2.0\n")
@@ -178,10 +187,7 @@ def upgrade(mnt: str) -> None:
 def test_transfer_full_incremental_interrupted_resumed(machines, tmp_path):
     build, target = machines
     mnt = str(tmp_path / "web")
-    top = make_web(build, mnt)
-    record_manifest(build, mnt)
-    sh("zfs", "unmount", f"{top}/var")
-    sh("zfs", "unmount", top)
+    top = made_web(build, mnt)
 
     # -- full, through a file
     t0 = time.monotonic()
