@@ -64,3 +64,40 @@ def test_encryption_is_set_at_creation_only(zenv, key):
     with pytest.raises(ZfsError):
         zenv.zfs.set_props(enc, {"encryption": "off"})
     assert zenv.zfs.get_props(enc, ["encryption"]) == {"encryption": "aes-256-gcm"}
+
+
+def test_promote_twice_moves_the_root_only_when_the_origin_was_it(zenv, key):
+    """OpenZFS's own zfs_promote_encryptionroot: a clone of a clone of the
+    root, promoted, leaves the root where it was (its origin was not the
+    root); promoted again (now its origin is the root), it becomes the root
+    of them all, children too."""
+    root = f"{zenv.root}/fs1"
+    _encrypted(zenv, root, key)
+    zenv.zfs.snapshot([f"{root}@s1"])
+    c1, c2 = f"{zenv.root}/clone1", f"{zenv.root}/clone2"
+    zenv.zfs.clone(f"{root}@s1", c1, {"canmount": "noauto"})
+    zenv.zfs.snapshot([f"{c1}@s2"])
+    zenv.zfs.clone(f"{c1}@s2", c2, {"canmount": "noauto"})
+    for parent in (root, c1, c2):
+        zenv.create(f"{parent}/child", {"canmount": "noauto"})
+    everyone = [root, c1, c2, f"{root}/child", f"{c1}/child", f"{c2}/child"]
+
+    def roots():
+        rows = by_name(zenv.zfs.list(zenv.root))
+        return {name: rows[name].props.get("encryptionroot") for name in everyone}
+
+    assert set(roots().values()) == {root}
+    zenv.zfs.promote(c2)
+    assert set(roots().values()) == {root}
+    zenv.zfs.promote(c2)
+    assert set(roots().values()) == {c2}
+
+
+def test_an_unencrypted_clone_never_goes_under_an_encrypted_parent(zenv, key):
+    plain, enc = f"{zenv.root}/plain", f"{zenv.root}/enc"
+    zenv.create(plain, {"mountpoint": "none"})
+    _encrypted(zenv, enc, key)
+    zenv.zfs.snapshot([f"{plain}@s"])
+    with pytest.raises(ZfsError):
+        zenv.zfs.clone(f"{plain}@s", f"{enc}/x", {"canmount": "noauto"})
+    assert sorted(by_name(zenv.zfs.list(zenv.root))) == sorted([zenv.root, plain, enc])

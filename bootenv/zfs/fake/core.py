@@ -41,6 +41,7 @@ from ..base import (
     NoSpace,
     NotAClone,
     NotMounted,
+    PermissionDenied,
     SnapshotHeld,
     ZfsUnavailable,
     pool_of,
@@ -57,7 +58,7 @@ from .names import (
     check_user_prop,
     is_user_prop,
 )
-from .listing import ENCRYPTION, ListingMixin
+from .listing import ENCRYPTION, ListingMixin, encrypted
 from .mounts import MountsMixin
 from .ops import op
 from .state import FakeState
@@ -119,6 +120,7 @@ class FakeZfs(MountsMixin, ListingMixin, FakeState):
         pool = Pool(name, size)
         txg = self._new_txg()
         fs = Fs(self._new_id(), name, pool, None, txg, self._now(), props)
+        fs.enc_root = fs if encrypted(props) else None
         pool.top = fs
         self._pools[name] = pool
         self._fs[name] = fs
@@ -138,6 +140,7 @@ class FakeZfs(MountsMixin, ListingMixin, FakeState):
         if parent is None:
             raise DatasetNotFound(f"parent does not exist: {name}", name)
         fs = Fs(self._new_id(), name, parent.pool, parent, self._new_txg(), self._now(), props)
+        fs.enc_root = fs if encrypted(props) else parent.enc_root
         parent.children[fs.comp] = fs
         self._fs[name] = fs
 
@@ -276,8 +279,11 @@ class FakeZfs(MountsMixin, ListingMixin, FakeState):
         parent = self._fs.get(target.rsplit("/", 1)[0]) if "/" in target else None
         if parent is None:
             raise DatasetNotFound(f"parent of {target} does not exist", target)
+        if snap.fs.enc_root is None and parent.enc_root is not None:  # dmu_objset_clone_crypt_check: EINVAL
+            raise InvalidProperty(f"cannot create an unencrypted clone of {origin} under encrypted {parent.name}", target)
         fs = Fs(self._new_id(), target, parent.pool, parent, self._new_txg(), self._now(), props)
         fs.origin = snap
+        fs.enc_root = snap.fs.enc_root  # a clone uses its origin's key
         fs.refer = snap.refer
         snap.clones.add(fs)
         parent.children[fs.comp] = fs
@@ -325,12 +331,16 @@ class FakeZfs(MountsMixin, ListingMixin, FakeState):
             ofs_origin.clones.add(clone)
         clone.origin = ofs_origin
         ofs.origin = snap
-        # OpenZFS (dsl_dataset_promote_crypt_sync): when the origin was its
-        # clone's encryption root, the promoted clone becomes the root.
-        if ofs.props.get("encryption", "off") != "off" and clone.props.get("encryption", "off") == "off":
+        # OpenZFS (dsl_dataset_promote_crypt_sync): when the origin was the
+        # encryption root, the promoted clone becomes the root of every
+        # filesystem that had the origin as its root (its key properties too).
+        if ofs.enc_root is ofs:
             for key in ENCRYPTION:
                 if key in ofs.props:
                     clone.props[key] = ofs.props.pop(key)
+            for f in self._fs.values():
+                if f.enc_root is ofs:
+                    f.enc_root = clone
         # The blocks those snapshots hold are now charged to the clone.
         for b in [b for b in ofs.owned if self._blocks[b].birth <= snap.createtxg]:
             ofs.owned.discard(b)
@@ -370,6 +380,13 @@ class FakeZfs(MountsMixin, ListingMixin, FakeState):
         parent = self._fs.get(new.rsplit("/", 1)[0]) if "/" in new else None
         if parent is None:
             raise DatasetNotFound(f"parent of {new} does not exist", new)
+        # OpenZFS: an unencrypted filesystem never goes under an encrypted
+        # one (libzfs), an encrypted one that is not its encryption root
+        # only within that root (dsl_dir_rename_crypt_check, EACCES).
+        if fs.enc_root is None and parent.enc_root is not None:
+            raise PermissionDenied(f"cannot rename unencrypted {old} under encrypted {parent.name}", new)
+        if fs.enc_root not in (None, fs) and parent.enc_root is not fs.enc_root:
+            raise PermissionDenied(f"cannot move {old} out of its encryption root {fs.enc_root.name}", new)
         del fs.parent.children[fs.comp]
         self._rename_tree(fs, new)
         fs.parent = parent

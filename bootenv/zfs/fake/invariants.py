@@ -20,9 +20,30 @@ def check_invariants(z: "FakeZfs") -> None:
     """Raise AssertionError with a clear message unless every structural,
     ordering and space invariant holds."""
     clones_of = _check_filesystems(z)
+    _check_encryption_roots(z)
     _check_snapshots_and_mounts(z, clones_of)
     _check_blocks(z)
     _check_pools(z)
+
+
+def _check_encryption_roots(z: "FakeZfs") -> None:
+    """Every encrypted filesystem's root exists, is its own root and holds
+    the key properties, which no other filesystem has; a filesystem that
+    is not a root nor a clone shares its root with its parent (unencrypted
+    included)."""
+    from .listing import ENCRYPTION
+
+    for name, f in z._fs.items():
+        root = f.enc_root
+        if root is not None and (z._fs.get(root.name) is not root or root.enc_root is not root):
+            _fail(f"{name}: its encryption root {root.name} is not a live encryption root")
+        has_keys = any(k in f.props for k in ENCRYPTION)
+        if has_keys != (root is f):
+            _fail(f"{name}: key properties {'without' if has_keys else 'on'} an encryption root")
+        if root is f or f.origin is not None or f.parent is None:
+            continue  # a clone has its origin's root: promote moves roots, so no walk can check it
+        if f.parent.enc_root is not root:
+            _fail(f"{name}: encryption root {root and root.name} differs from its parent's")
 
 
 def _check_filesystems(z: "FakeZfs") -> dict[int, set[int]]:

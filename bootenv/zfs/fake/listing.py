@@ -17,21 +17,14 @@ from .state import FakeState, child_mountpoint  # noqa: F401 (child_mountpoint r
 ENCRYPTION = ("encryption", "keyformat", "keylocation")  # local on an encryption root only
 
 
-def encryption_root(f: "Fs | None") -> "Fs | None":
-    """The filesystem whose key `f` uses: itself when it was created with
-    encryption on, else its origin's (a clone shares its origin's key),
-    else its parent's; None when unencrypted."""
-    while f is not None:
-        if f.props.get("encryption", "off") != "off":
-            return f
-        f = f.origin.fs if f.origin is not None else f.parent
-    return None
+def encrypted(props) -> bool:
+    """Whether `zfs create` properties turn encryption on."""
+    return props.get("encryption", "off") != "off"
 
 
-def fs_row(f: Fs, mountpoint: str, ubd: int, ubs: int, ubc: int, enc: "Fs | None" = None) -> dict[str, str]:
+def fs_row(f: Fs, mountpoint: str, ubd: int, ubs: int, ubc: int) -> dict[str, str]:
     """A filesystem's native properties, as `zfs get -p` prints them: the
-    one place they are computed (list, get_props). `enc`: its encryption
-    root (encryption_root)."""
+    one place they are computed (list, get_props)."""
     props = {
         "type": "filesystem",
         "createtxg": f.txg_s,
@@ -47,6 +40,7 @@ def fs_row(f: Fs, mountpoint: str, ubd: int, ubs: int, ubc: int, enc: "Fs | None
     }
     if f.origin is not None:
         props["origin"] = f.origin.name
+    enc = f.enc_root
     if enc is not None:
         algorithm = enc.props["encryption"]
         props["encryptionroot"] = enc.name
@@ -81,7 +75,6 @@ class ListingMixin(FakeState):
         tree = subtree(top)
         ubc = used_by_children(tree, self._blocks)
         mp: dict[int, str] = {id(top): self._mountpoint(top)}
-        enc: dict[int, Fs | None] = {id(top): encryption_root(top)}
         inh: dict[int, tuple[str | None, ...]] = {
             id(top): tuple(self._inherited(top, p) for p in user_props)
         }
@@ -90,10 +83,6 @@ class ListingMixin(FakeState):
             fp = f.props
             local = fp.get("mountpoint")
             mp[id(f)] = local if local is not None else child_mountpoint(mp[pid], f.comp)
-            if fp.get("encryption", "off") != "off":
-                enc[id(f)] = f
-            else:
-                enc[id(f)] = encryption_root(f.origin.fs) if f.origin is not None else enc[pid]
             if user_props:
                 parent_vals = inh[pid]
                 inh[id(f)] = tuple(
@@ -106,7 +95,7 @@ class ListingMixin(FakeState):
         for f in tree:
             fid = id(f)
             ubd, ubs, snap_used = f.space  # type: ignore[misc]  # filled by used_by_children
-            props = fs_row(f, mp[fid], ubd, ubs, ubc[fid], enc[fid])
+            props = fs_row(f, mp[fid], ubd, ubs, ubc[fid])
             vals = inh[fid]
             for k, p in enumerate(user_props):
                 if vals[k] is not None:
@@ -137,7 +126,7 @@ class ListingMixin(FakeState):
             return snap_row(obj, cached_space(obj.fs, self._blocks)[2][obj])
         ubd, ubs, _ = cached_space(obj, self._blocks)
         ubc = used_by_children(subtree(obj), self._blocks)[id(obj)]
-        return fs_row(obj, self._mountpoint(obj), ubd, ubs, ubc, encryption_root(obj))
+        return fs_row(obj, self._mountpoint(obj), ubd, ubs, ubc)
 
     def _row(self, snap: Snap, user_props: Sequence[str]) -> Dataset:
         props = self._native_row(snap)

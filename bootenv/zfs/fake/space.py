@@ -92,6 +92,12 @@ class Fs:
     children: dict[str, "Fs"] = field(default_factory=dict)  # last component -> child
     snaps: list[Snap] = field(default_factory=list)  # createtxg order
     mount: str | None = None
+    # The filesystem whose key this one uses (None: unencrypted). Fixed at
+    # creation as OpenZFS records it in the dataset's crypto key object
+    # (itself with encryption on; else its parent's, a clone its origin's),
+    # changed only by promote: never worked out by walking the lineage,
+    # which promotions can make circular.
+    enc_root: "Fs | None" = None
     # (usedbydataset, usedbysnapshots, {snapshot: used}); None when stale.
     space: tuple[int, int, dict[Snap, int]] | None = None
     txg_s: str = ""

@@ -37,6 +37,7 @@ def to_dict(z: "FakeZfs") -> dict:
                 "removed": sorted(f.removed),
                 "refer": f.refer,
                 "mount": f.mount,
+                "enc_root": f.enc_root.id if f.enc_root else None,
             }
         )
         for s in f.snaps:
@@ -132,6 +133,9 @@ def from_dict(z: "FakeZfs", data: dict) -> "FakeZfs":
             z._mounts[f.mount] = f
         z._fs[name] = f
         by_id[f.id] = f
+    for d in data["filesystems"]:
+        if d.get("enc_root") is not None:  # absent in a state saved before encryption
+            by_id[d["id"]].enc_root = by_id[d["enc_root"]]
     for bid, size, birth, owner in data["blocks"]:
         fs = by_id[owner]
         z._blocks[bid] = Block(size, birth, fs)

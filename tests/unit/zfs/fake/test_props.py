@@ -1,5 +1,6 @@
 """Property-based tests of the fake ZFS: random sequences of operations
-(snapshot, clone, promote, destroy, rename, holds, writes) on a strict fake,
+(create, encrypted or not, snapshot, clone, promote, destroy, rename, holds,
+writes) on a strict fake,
 which checks after every step that a failed call changed nothing and that
 check_invariants() holds (structure, createtxg order, space sums)."""
 
@@ -20,7 +21,7 @@ SIZES = st.integers(min_value=1, max_value=5).map(lambda n: n * 1000)
 
 def _summary(z: FakeZfs) -> list[tuple]:
     rows = z.list("p", snapshots=True)
-    keep = ("origin", "used", "referenced", "usedbysnapshots", "usedbydataset", "usedbychildren")
+    keep = ("origin", "used", "referenced", "usedbysnapshots", "usedbydataset", "usedbychildren", "encryptionroot")
     return sorted((d.name, tuple(d.props.get(k) for k in keep)) for d in rows)
 
 
@@ -43,10 +44,11 @@ class FakeZfsMachine(RuleBasedStateMachine):
         except ZfsError:
             pass  # strict mode already checked that nothing changed
 
-    @rule(data=st.data(), comp=COMPONENTS)
-    def create(self, data, comp):
+    @rule(data=st.data(), comp=COMPONENTS, encrypt=st.booleans())
+    def create(self, data, comp, encrypt):
         parent = data.draw(st.sampled_from(self._fs()))
-        self._try(self.z.create, f"{parent}/{comp}")
+        props = {"encryption": "on", "keyformat": "passphrase", "keylocation": "prompt"} if encrypt else {}
+        self._try(self.z.create, f"{parent}/{comp}", props)
 
     @rule(data=st.data(), size=SIZES)
     def write(self, data, size):
