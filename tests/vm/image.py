@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Build (or find) the cached Debian bookworm guest image for the VM tests.
+"""Build (or find) the cached Debian guest image for the VM tests (bookworm;
+trixie with BOOTENV_VM_SUITE=trixie).
 
     tests/vm/image.py build     build unless the cache is current, print its dir
     tests/vm/image.py path      print the cache dir (exit 1 if not built)
@@ -12,8 +13,8 @@ The project tree itself is NOT in the image (the harness shares it at run
 time, and installs bootenv from the run's .deb: guest-run.sh), so code
 changes never rebuild it.
 
-Recipe: debootstrap bookworm (minbase) -> tests/vm/image/setup.sh in the
-chroot (kernel, OpenZFS 2.3 from bookworm-backports built by dkms for the
+Recipe: debootstrap SUITE (minbase) -> tests/vm/image/setup.sh in the
+chroot (kernel, OpenZFS 2.3 from bookworm-backports or trixie's contrib, built by dkms for the
 guest kernel, python3-apt, pyzfs, Debian's pytest and hypothesis, a local
 ``file:`` apt repository of bootenv's dependencies as the only apt source)
 -> tests/vm/image/bootenv-vm-init as PID 1 -> ``mkfs.ext4 -d`` (no loop
@@ -38,7 +39,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 RECIPE_DIR = HERE / "image"
 
-SUITE = "bookworm"
+# The Debian release of the guest: bookworm (OpenZFS from its backports) or
+# trixie (OpenZFS from its own contrib). BOOTENV_VM_SUITE picks one; each
+# has a cache dir of its own (the suite is part of the recipe hash).
+SUITES = ("bookworm", "trixie")
+SUITE = os.environ.get("BOOTENV_VM_SUITE") or "bookworm"
 IMAGE_SIZE = "6G"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SECURITY = "http://deb.debian.org/debian-security"
@@ -63,7 +68,7 @@ def recipe_files() -> list[Path]:
 
 
 def recipe_hash() -> str:
-    h = hashlib.sha256()
+    h = hashlib.sha256(SUITE.encode() + b"\0")
     for path in recipe_files():
         h.update(str(path.relative_to(REPO)).encode() + b"\0")
         h.update(path.read_bytes() + b"\0")
@@ -122,9 +127,10 @@ def _run(argv: list[str], log, **kw) -> None:
 
 def _sources(mirror: str) -> str:
     security = DEFAULT_SECURITY if "deb.debian.org" in mirror else mirror + "-security"
+    backports = f" {SUITE}-backports" if SUITE == "bookworm" else ""  # trixie's OpenZFS is in contrib
     return (
         f"Types: deb\nURIs: {mirror}\n"
-        f"Suites: {SUITE} {SUITE}-updates {SUITE}-backports\n"
+        f"Suites: {SUITE} {SUITE}-updates{backports}\n"
         "Components: main contrib\n"
         "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
         f"Types: deb\nURIs: {security}\nSuites: {SUITE}-security\n"
@@ -172,6 +178,8 @@ def build(force: bool = False) -> Path:
         return final
     if os.environ.get("BOOTENV_VM_IMAGE"):
         raise ImageError(f"BOOTENV_VM_IMAGE={final} is not a complete image")
+    if SUITE not in SUITES:
+        raise ImageError(f"BOOTENV_VM_SUITE={SUITE}: not one of {', '.join(SUITES)}")
     if os.geteuid() != 0:
         raise ImageError("building the guest image needs root (debootstrap, chroot)")
     for tool in ("debootstrap", "mkfs.ext4", "debugfs"):
@@ -287,7 +295,7 @@ def _build_into(tmp: Path, log, start: float, recipe: str) -> None:
     _step(log, start, "packages in the chroot (kernel, OpenZFS via dkms, python3-apt, pytest, local apt repo)")
     with _ChrootMounts(rootfs):
         _run(["chroot", str(rootfs), "/bin/bash", "/tmp/setup.sh"], log,
-             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"})
+             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "SUITE": SUITE})
     (rootfs / "tmp/setup.sh").unlink()
     (rootfs / "etc/resolv.conf").write_text("")  # the guest has no network
 

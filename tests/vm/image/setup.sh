@@ -37,8 +37,12 @@ KVER=$(ls /lib/modules | sort -V | tail -n1)
 echo "$KVER" >/etc/bootenv-vm-kernel
 stamp "kernel is $KVER"
 
-stamp "OpenZFS from bookworm-backports"
-"${APT[@]}" install -t bookworm-backports \
+# bookworm's own OpenZFS is 2.1: take backports' 2.3; trixie's contrib has 2.3.
+SUITE=${SUITE:-bookworm}
+ZFS_FROM=()
+[ "$SUITE" = bookworm ] && ZFS_FROM=(-t bookworm-backports)
+stamp "OpenZFS (${ZFS_FROM[*]:-$SUITE contrib})"
+"${APT[@]}" install "${ZFS_FROM[@]}" \
   zfs-dkms zfsutils-linux zfs-initramfs python3-pyzfs
 
 stamp "dkms for the guest kernel $KVER"
