@@ -93,11 +93,19 @@ def test_promote_twice_moves_the_root_only_when_the_origin_was_it(zenv, key):
     assert set(roots().values()) == {c2}
 
 
-def test_an_unencrypted_clone_never_goes_under_an_encrypted_parent(zenv, key):
+def test_what_may_move_under_and_out_of_an_encryption_root(zenv, key):
+    """Measured on 2.3.2: an unencrypted clone (or filesystem) may live
+    under an encrypted parent and stays unencrypted; an encrypted child
+    cannot leave its encryption root, and the refusal changes nothing."""
     plain, enc = f"{zenv.root}/plain", f"{zenv.root}/enc"
     zenv.create(plain, {"mountpoint": "none"})
     _encrypted(zenv, enc, key)
+    zenv.create(f"{enc}/child", {"canmount": "noauto"})
     zenv.zfs.snapshot([f"{plain}@s"])
+    zenv.zfs.clone(f"{plain}@s", f"{enc}/x", {"canmount": "noauto"})
+    assert zenv.zfs.get_props(f"{enc}/x", ["encryption", "encryptionroot"]) == {"encryption": "off"}
+    before = sorted(by_name(zenv.zfs.list(zenv.root)))
     with pytest.raises(ZfsError):
-        zenv.zfs.clone(f"{plain}@s", f"{enc}/x", {"canmount": "noauto"})
-    assert sorted(by_name(zenv.zfs.list(zenv.root))) == sorted([zenv.root, plain, enc])
+        zenv.zfs.rename(f"{enc}/child", f"{zenv.root}/child")
+    assert sorted(by_name(zenv.zfs.list(zenv.root))) == before
+    assert by_name(zenv.zfs.list(zenv.root))[f"{enc}/child"].props.get("encryptionroot") == enc

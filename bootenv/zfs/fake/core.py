@@ -279,8 +279,6 @@ class FakeZfs(MountsMixin, ListingMixin, FakeState):
         parent = self._fs.get(target.rsplit("/", 1)[0]) if "/" in target else None
         if parent is None:
             raise DatasetNotFound(f"parent of {target} does not exist", target)
-        if snap.fs.enc_root is None and parent.enc_root is not None:  # dmu_objset_clone_crypt_check: EINVAL
-            raise InvalidProperty(f"cannot create an unencrypted clone of {origin} under encrypted {parent.name}", target)
         fs = Fs(self._new_id(), target, parent.pool, parent, self._new_txg(), self._now(), props)
         fs.origin = snap
         fs.enc_root = snap.fs.enc_root  # a clone uses its origin's key
@@ -380,13 +378,11 @@ class FakeZfs(MountsMixin, ListingMixin, FakeState):
         parent = self._fs.get(new.rsplit("/", 1)[0]) if "/" in new else None
         if parent is None:
             raise DatasetNotFound(f"parent of {new} does not exist", new)
-        # OpenZFS: an unencrypted filesystem never goes under an encrypted
-        # one (libzfs), an encrypted one that is not its encryption root
-        # only within that root (dsl_dir_rename_crypt_check, EACCES).
-        if fs.enc_root is None and parent.enc_root is not None:
-            raise PermissionDenied(f"cannot rename unencrypted {old} under encrypted {parent.name}", new)
+        # OpenZFS (measured on 2.3.2): an encrypted filesystem that is not
+        # its encryption root moves only within that root; an unencrypted
+        # one may go under an encrypted parent and stays unencrypted.
         if fs.enc_root not in (None, fs) and parent.enc_root is not fs.enc_root:
-            raise PermissionDenied(f"cannot move {old} out of its encryption root {fs.enc_root.name}", new)
+            raise PermissionDenied(f"cannot move encrypted child {old} outside of its encryption root", new)
         del fs.parent.children[fs.comp]
         self._rename_tree(fs, new)
         fs.parent = parent
