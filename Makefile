@@ -17,7 +17,7 @@ export BOOTENV_VM_CACHE ?= /var/cache/bootenv-vm
 HOST_PACKAGES := python3-venv python3-apt dpkg-dev grub-common
 VM_HOST_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs zstd dpkg-dev ovmf
 
-.PHONY: all test test-fast-layers debian-venv test-fast test-fast-debian test-wheel test-deb deb deb-deps completion test-vm test-boots demo vm-image vm-rootdisk deps vm-deps venv bench clean
+.PHONY: all test test-fast-layers debian-venv test-fast test-fast-debian test-wheel test-deb deb deb-deps completion test-vm test-vm-main test-vm-other test-boots demo vm-image vm-rootdisk vm-rootdisk-other deps vm-deps venv bench clean
 
 all: test
 
@@ -27,7 +27,7 @@ all: test
 # host comes first, so no two apt-gets meet, and the .deb both sides use.
 # A warm machine builds nothing.
 test: deps vm-deps deb-deps debian-venv venv deb
-	$(MAKE) --no-print-directory -j2 test-fast-layers vm-rootdisk
+	$(MAKE) --no-print-directory -j2 test-fast-layers vm-rootdisk vm-rootdisk-other
 	$(MAKE) --no-print-directory test-vm
 
 # The fast layers, one after another (the other make job builds the images).
@@ -129,8 +129,24 @@ vm-image: venv vm-deps
 vm-rootdisk: vm-image deb
 	$(VPY) tests/vm/rootdisk.py build
 
-test-vm: vm-rootdisk deb
+# The whole VM suite on the default Debian release (tests/vm/suites.py) and,
+# at the same time, a set on the other one (its guest runs one qemu at a
+# time: three at once in all); each make job's output comes out whole.
+VM_OTHER = BOOTENV_VM_SUITE=$$($(VPY) tests/vm/suites.py other)
+
+test-vm: vm-rootdisk vm-rootdisk-other deb
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-vm-main test-vm-other
+
+test-vm-main: vm-rootdisk deb
 	$(VPY) -m pytest tests/vm
+
+test-vm-other: vm-rootdisk-other deb
+	$(VM_OTHER) BOOTENV_VM_PARALLEL=1 BOOTENV_VM_TESTS="$$($(VPY) tests/vm/suites.py other-tests)" \
+		BOOTENV_VM_CHAINS="$$($(VPY) tests/vm/suites.py other-chains)" $(VPY) -m pytest tests/vm
+
+vm-rootdisk-other: venv vm-deps deb
+	$(VM_OTHER) $(VPY) tests/vm/image.py build
+	$(VM_OTHER) $(VPY) tests/vm/rootdisk.py build
 
 # Real reboots through GRUB (BIOS) and systemd-boot (UEFI, OVMF)
 # (tests/vm/test_boots.py): activate, trial boots, fallback, the apt hook,

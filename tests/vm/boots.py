@@ -43,9 +43,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 import harness  # noqa: E402
+import image  # noqa: E402
 import rootdisk  # noqa: E402
 
-RUN_DIR = HERE / ".out" / "boots"  # one run dir per chain below it
+RUN_DIR = image.OUT / "boots"  # one run dir per chain below it
 # One boot with its step: a boot is 50-90 s under TCG, a step that takes
 # checkpoints runs update-grub (~50 s) for each.
 BOOT_TIMEOUT = float(os.environ.get("BOOTENV_VM_BOOT_TIMEOUT", "900"))
@@ -93,7 +94,7 @@ OVMF_CODE = Path(os.environ.get("BOOTENV_VM_OVMF_CODE", "/usr/share/OVMF/OVMF_CO
 OVMF_VARS = Path(os.environ.get("BOOTENV_VM_OVMF_VARS", "/usr/share/OVMF/OVMF_VARS_4M.fd"))
 # The chains (tests/vm/boot/step.py runs the one named in run_dir/chain):
 # how the disk is booted, and the most boots the chain takes.
-CHAINS = {"grub": ("bios", 14), "systemd-boot": ("uefi", 6), "crash": ("bios", 5)}
+CHAINS = {"grub": ("bios", 14), "systemd-boot": ("uefi", 6), "crash": ("bios", 5), "rollback": ("bios", 4)}
 
 
 def qemu_argv(disk: Path, run_dir: Path, tree: Path, firmware: str = "bios",

@@ -60,7 +60,7 @@ def vm_jobs(items) -> dict:
             chain = item.callspec.params["chain"]
             jobs[chain] = item.module.chain_job(chain)
         elif item.name == "test_chain_ran_to_its_end":
-            jobs.update({chain: item.module.chain_job(chain) for chain in item.module.SCENARIOS})
+            jobs.update({chain: item.module.chain_job(chain) for chain in item.module.CHOSEN})
     return jobs
 
 

@@ -23,7 +23,7 @@ def main() -> int:
     try:
         result = harness.run_guest(
             "python3 tests/vm/demo_apt.py",
-            run_dir=HERE / ".out" / "demo",
+            run_dir=image.OUT / "demo",
             disks=1,
             rootdisk=True,
             timeout=1500,

@@ -45,7 +45,7 @@ sys.path.insert(0, str(HERE))
 import image  # noqa: E402  (tests/vm/image.py)
 
 QEMU = "qemu-system-x86_64"
-DEFAULT_OUT = HERE / ".out" / "run"
+DEFAULT_OUT = image.OUT / "run"
 TEST_POOL = "betest"
 CREATE_POOL = (
     f"zpool create -f -o ashift=12 -O mountpoint=/{TEST_POOL} -O compression=off {TEST_POOL} /dev/vdb"

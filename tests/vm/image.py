@@ -39,11 +39,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 RECIPE_DIR = HERE / "image"
 
-# The Debian release of the guest: bookworm (OpenZFS from its backports) or
-# trixie (OpenZFS from its own contrib). BOOTENV_VM_SUITE picks one; each
-# has a cache dir of its own (the suite is part of the recipe hash).
-SUITES = ("bookworm", "trixie")
-SUITE = os.environ.get("BOOTENV_VM_SUITE") or "bookworm"
+# The Debian release of the guest (suites.py: bookworm, OpenZFS from its
+# backports, or trixie, OpenZFS from its own contrib): part of the recipe
+# hash, so each has a cache dir of its own.
+from suites import OUT, SUITE, SUITES  # noqa: E402,F401  (OUT: the run dirs, for the harness's modules)
 IMAGE_SIZE = "6G"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SECURITY = "http://deb.debian.org/debian-security"

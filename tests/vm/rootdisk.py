@@ -107,10 +107,10 @@ def _build_locked(root: Path, final: Path) -> Path:
     try:
         raw = tmp / "build.qcow2"
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(raw), DISK_SIZE], check=True)
-        _say(f"building {final.name} in the runner guest (~7 min under TCG); log: {HERE / '.out' / 'rootdisk'}")
+        _say(f"building {final.name} in the runner guest (~7 min under TCG); log: {image.OUT / 'rootdisk'}")
         result = harness.run_guest(
             "bash tests/vm/rootdisk/build.sh /dev/vdb",
-            run_dir=HERE / ".out" / "rootdisk", disks=0, extra_drives=[raw],
+            run_dir=image.OUT / "rootdisk", disks=0, extra_drives=[raw],
             timeout=BUILD_TIMEOUT, live=bool(os.environ.get("BOOTENV_VM_LIVE")),
         )
         if result.problem() or result.exit_code != 0:

@@ -21,7 +21,7 @@ PARALLEL = max(1, int(os.environ.get("BOOTENV_VM_PARALLEL", "2")))
 # Longest first, so the last two to end end close together (CI's machine,
 # one run at a time: grub ~30 min, the guest suite ~28, crash ~20,
 # systemd-boot ~10).
-LONGEST_FIRST = ("grub", "guest", "crash", "systemd-boot")
+LONGEST_FIRST = ("grub", "guest", "crash", "systemd-boot", "rollback")
 
 _lock = threading.Lock()
 _futures: dict[str, Future] = {}

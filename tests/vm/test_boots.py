@@ -11,6 +11,8 @@ never reported) FAILS, with the relevant boots' console tails.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import boots
@@ -48,6 +50,10 @@ SCENARIOS = {
         "k2": ("a trial boot whose bootenv-boot.service is killed: the machine boots one whole BE, repair", (3, 4)),
     },
 }
+SCENARIOS["rollback"] = {"k": (SCENARIOS["grub"]["k"][0], (1, 2, 3))}  # (k) alone, for the other suite
+# The chains this session runs: $BOOTENV_VM_CHAINS (space-separated), else
+# the three of the default suite (suites.py; `make test-vm`).
+CHOSEN = os.environ.get("BOOTENV_VM_CHAINS", "grub systemd-boot crash").split()
 # The boots of a chain whose power the host must have cut (tests/vm/boots.py
 # POWER_CUT): a scenario of them fails if the cut did not happen.
 POWER_CUTS = {"crash": (1, 2)}
@@ -120,7 +126,7 @@ def _explain(run: "boots.BootsRun", scenario: str, numbers) -> str:
     return "\n".join(parts)
 
 
-@pytest.mark.parametrize(("chain", "scenario"), [(c, s) for c in SCENARIOS for s in SCENARIOS[c]])
+@pytest.mark.parametrize(("chain", "scenario"), [(c, s) for c in CHOSEN for s in SCENARIOS[c]])
 def test_boot_scenario(chain: str, scenario: str) -> None:
     what, numbers = SCENARIOS[chain][scenario]
     run = chain_run(chain)
@@ -139,7 +145,7 @@ def test_chain_ran_to_its_end() -> None:
     """Each chain said it was done (no scenario hides a boot that never
     reported, or a step error in a boot no scenario names)."""
     bad = []
-    for chain in SCENARIOS:
+    for chain in CHOSEN:
         run = chain_run(chain)
         if not run.done or run.error:
             bad.append(f"{chain}: {run.error or 'not done'}")

@@ -191,3 +191,22 @@ class GrubChain(RetentionScenarios, SandboxScenarios, AptScenarios, Step):
         self.sandbox_interrupt()
         self.busy_is_busy()
 
+
+class RollbackChain(GrubChain):
+    """The short GRUB chain the VM suite's other Debian release gets (make
+    test-vm; tests/vm/suites.py): scenario (k) alone. 3 apt runs through
+    the hook and `bootenv rollback` (boot 1), the machine comes up on the
+    checkpoint before the last run and rolls back again (2), and comes
+    back (3)."""
+
+    last_boot = 3
+
+    def stage1(self) -> None:
+        self.rollback_quick()
+
+    def stage2(self) -> None:
+        self.rollback_landed()
+
+    def stage3(self) -> None:
+        self.rollback_returned()
+
