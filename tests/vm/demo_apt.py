@@ -2,7 +2,7 @@
 
 Runs INSIDE the runner guest with the cached root-on-ZFS disk attached
 ($BOOTENV_ROOTDISK): pool `rpool`, BE `rpool/ROOT/debian`, a full Debian
-bookworm. The runner's own / is ext4, so BOOTENV_RUNNING names the BE that
+(the release of tests/vm/suites.py). The runner's own / is ext4, so BOOTENV_RUNNING names the BE that
 "runs" (mounted where apt plans); a reboot is simulated by switching it.
 The packages come from a local repository the demo builds (no network).
 
@@ -57,7 +57,9 @@ def main() -> int:
     system = AptSystem("rpool/ROOT", monkeypatch)
     try:
         only_test_sources(system.mnt)
-        say("A root-on-ZFS Debian bookworm with one boot environment:")
+        release = next((line.split("=", 1)[1].strip('"\n') for line in open(f"{system.mnt}/etc/os-release")
+                        if line.startswith("PRETTY_NAME=")), "Debian")
+        say(f"A root-on-ZFS {release} with one boot environment:")
         print(sh("zfs", "list", "-r", "-o", "name,used,refer,mountpoint", "rpool/ROOT"), flush=True)
         show(system, "list")
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Build (or find) the cached Debian guest image for the VM tests (bookworm;
-trixie with BOOTENV_VM_SUITE=trixie).
+"""Build (or find) the cached Debian guest image for the VM tests, of the
+release tests/vm/suites.py names (BOOTENV_VM_SUITE: trixie or bookworm).
 
     tests/vm/image.py build     build unless the cache is current, print its dir
     tests/vm/image.py path      print the cache dir (exit 1 if not built)

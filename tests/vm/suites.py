@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 SUITES = ("bookworm", "trixie")
-DEFAULT_SUITE = "bookworm"
+DEFAULT_SUITE = "trixie"  # Debian 13, the current stable; bookworm keeps a smaller set
 SUITE = os.environ.get("BOOTENV_VM_SUITE") or DEFAULT_SUITE
 # The run dirs (run, test-vm, boots, rootdisk, demo): a suite other than
 # the default apart, below .out/SUITE, so runs of both suites can go at

@@ -1,4 +1,4 @@
-"""Checkpointed apt on the cached root-on-ZFS disk (a full Debian bookworm:
+"""Checkpointed apt on the cached root-on-ZFS disk (a full Debian, the suite's release:
 rpool/ROOT/debian), INSIDE the runner guest with the disk attached
 ($BOOTENV_ROOTDISK). Same machinery as tests/vm/guest/test_apt_real.py
 (tests/vm/aptsys.py): the BE's own apt sources moved aside, the only
