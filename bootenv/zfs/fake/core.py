@@ -48,6 +48,7 @@ from ..base import (
 )
 from .names import (
     INHERITED_DEFAULTS,
+    KEY_PROPS,
     MAX_HOLD_TAG,
     POOL_PROPS,
     POOL_SETTABLE,
@@ -58,7 +59,7 @@ from .names import (
     check_user_prop,
     is_user_prop,
 )
-from .listing import ENCRYPTION, ListingMixin, encrypted
+from .listing import ListingMixin, encrypted
 from .mounts import MountsMixin
 from .ops import op
 from .state import FakeState
@@ -333,7 +334,7 @@ class FakeZfs(MountsMixin, ListingMixin, FakeState):
         # encryption root, the promoted clone becomes the root of every
         # filesystem that had the origin as its root (its key properties too).
         if ofs.enc_root is ofs:
-            for key in ENCRYPTION:
+            for key in KEY_PROPS:
                 if key in ofs.props:
                     clone.props[key] = ofs.props.pop(key)
             for f in self._fs.values():

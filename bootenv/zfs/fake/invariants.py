@@ -31,13 +31,13 @@ def _check_encryption_roots(z: "FakeZfs") -> None:
     the key properties, which no other filesystem has. (Nothing ties a
     root to the parent's: an unencrypted clone may live under an encrypted
     parent, and a promoted clone keeps the root it had.)"""
-    from .listing import ENCRYPTION
+    from .names import KEY_PROPS
 
     for name, f in z._fs.items():
         root = f.enc_root
         if root is not None and (z._fs.get(root.name) is not root or root.enc_root is not root):
             _fail(f"{name}: its encryption root {root.name} is not a live encryption root")
-        has_keys = any(k in f.props for k in ENCRYPTION)
+        has_keys = any(k in f.props for k in KEY_PROPS)
         if has_keys != (root is f):
             _fail(f"{name}: key properties {'without' if has_keys else 'on'} an encryption root")
 

@@ -14,7 +14,6 @@ from .space import Fs, Snap, cached_space, subtree, used_by_children
 from .state import FakeState, child_mountpoint  # noqa: F401 (child_mountpoint re-exported)
 
 
-ENCRYPTION = ("encryption", "keyformat", "keylocation")  # local on an encryption root only
 
 
 def encrypted(props) -> bool:

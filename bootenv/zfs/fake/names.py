@@ -113,7 +113,9 @@ SETTABLE_NATIVE = frozenset({"mountpoint", "canmount"} | set(INHERITED_DEFAULTS)
 # clone or a child lives under the encryption root it inherits).
 CREATE_ONLY = {"encryption": frozenset({"on", "off", "aes-256-gcm", "aes-128-gcm", "aes-256-ccm"}),
                "keyformat": frozenset({"passphrase", "raw", "hex"})}
-NATIVE = READONLY_NATIVE | SETTABLE_NATIVE | set(CREATE_ONLY) | {"keylocation"}
+# The key properties: local on an encryption root only (promote moves them).
+KEY_PROPS = (*CREATE_ONLY, "keylocation")
+NATIVE = READONLY_NATIVE | SETTABLE_NATIVE | set(KEY_PROPS)
 
 
 def check_native_value(prop: str, value: str) -> None:
@@ -139,7 +141,7 @@ def check_settable(prop: str, value: str, *, snapshot: bool) -> None:
     if is_user_prop(prop):
         check_user_prop(prop, value)
         return
-    if prop in READONLY_NATIVE or prop in CREATE_ONLY or prop == "keylocation":
+    if prop in READONLY_NATIVE or prop in KEY_PROPS:
         raise InvalidProperty(f"property {prop!r} is read-only")
     if prop not in SETTABLE_NATIVE:
         raise InvalidProperty(f"invalid property {prop!r}")
