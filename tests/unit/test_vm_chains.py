@@ -30,3 +30,35 @@ def test_the_series_runs_each_apt_operation_once():
     assert [i for first, last in split for i in range(first, last)] == list(range(30))
     for method in ("retention_1", "retention_2", "retention_3", "rollback_landed", "rollback_returned", "bench_create"):
         assert callable(getattr(chain_grub.GrubChain, method))
+
+
+# The console tail of CI's failed crash chain (boot 2, trixie, 2026-12-07),
+# shortened: the kernel died 3 s in, before the initramfs ran.
+EARLY_PANIC = """\
+[    3.011921]  default_idle+0x9/0x20
+[    3.012397] RIP: 0010:sched_clock_idle_wakeup_event+0x5/0x40
+[    3.012556] Kernel panic - not syncing: Fatal exception in interrupt
+"""
+DEAD_BE = """\
+[    4.266666] Run /init as init process
+Begin: Mounting 'rpool/ROOT/dead' on '/root//' ... done.
+BOOTENV-VMTEST: dead init, exiting
+[   13.953413] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100
+"""
+LATE_PANIC = """\
+[    4.266666] Run /init as init process
+Begin: Importing ZFS root pool 'rpool' ... Begin: Importing pool 'rpool' using defaults ... done.
+[   12.0] Kernel panic - not syncing: Fatal exception
+"""
+
+
+def test_only_a_kernel_that_died_before_init_is_booted_again(tmp_path):
+    def fault(text):
+        log = tmp_path / "boot.console.log"
+        log.write_text(text)
+        return boots.emulator_fault(log)
+    assert fault(EARLY_PANIC)
+    assert not fault(DEAD_BE)  # the chain's own dead BE: its checks expect it
+    assert not fault(LATE_PANIC)  # the pool may have been imported: what it did counts
+    assert not fault("[    4.266666] Run /init as init process\nreboot: Restarting system\n")
+    assert not boots.emulator_fault(tmp_path / "missing.log")

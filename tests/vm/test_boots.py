@@ -109,7 +109,8 @@ def power_problems(chain: str, run: "boots.BootsRun", numbers) -> list[str]:
 
 
 def _explain(run: "boots.BootsRun", scenario: str, numbers) -> str:
-    parts = [f"run dir {run.run_dir}; {len(run.boots)} boots, {run.total_seconds:.0f} s"]
+    parts = [f"run dir {run.run_dir}; {len(run.boots)} boots, {run.total_seconds:.0f} s"
+             + (f"; {run.emulator_faults} booted again after the kernel died before init" if run.emulator_faults else "")]
     for b in run.boots:
         if b.n not in numbers:
             continue
