@@ -56,9 +56,9 @@ def test_only_a_kernel_that_died_before_init_is_booted_again(tmp_path):
     def fault(text):
         log = tmp_path / "boot.console.log"
         log.write_text(text)
-        return boots.emulator_fault(log)
+        return boots.harness.emulator_fault(log)
     assert fault(EARLY_PANIC)
     assert not fault(DEAD_BE)  # the chain's own dead BE: its checks expect it
     assert not fault(LATE_PANIC)  # the pool may have been imported: what it did counts
     assert not fault("[    4.266666] Run /init as init process\nreboot: Restarting system\n")
-    assert not boots.emulator_fault(tmp_path / "missing.log")
+    assert not boots.harness.emulator_fault(tmp_path / "missing.log")

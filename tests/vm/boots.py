@@ -117,26 +117,8 @@ def qemu_argv(disk: Path, run_dir: Path, tree: Path, firmware: str = "bios",
     return argv
 
 
-# A boot whose kernel dies before its init runs has touched nothing of
-# bootenv's: the pool was not imported, no step ran. Under TCG with two
-# vCPUs that happens, rarely, with no cause in the guest (CI, trixie's
-# 6.12: "Fatal exception in interrupt" 3 s in, RIP in the middle of an
-# instruction the kernel patches at boot -- a cross-modifying-code race of
-# multi-threaded TCG). Such a boot is run again, at most this many times a
-# run, and said so; a panic after init started (a dead BE's "Attempted to
-# kill init", anything bootenv could cause) is never retried. If GRUB had
-# already used up a one-shot, the second boot takes the default and the
-# chain's checks fail, so a retry can fail a run but never pass one.
+# How often a boot whose kernel died before init is booted again (harness.emulator_fault).
 EMULATOR_FAULT_RETRIES = 2
-
-
-def emulator_fault(console_log: Path) -> bool:
-    try:
-        text = console_log.read_text(errors="replace")
-    except OSError:
-        return False
-    panic = text.find("Kernel panic")
-    return panic >= 0 and "Attempted to kill init" not in text and "Run /init as init process" not in text[:panic]
 
 
 def _echo(line: str) -> None:
@@ -231,7 +213,7 @@ def run_boots(chain: str = "grub", *, run_dir: Path | None = None, tree: Path = 
                 log = run_dir / f"boot-{n}.console.log"
                 seen: dict = {}
                 qemu = harness.stream_qemu(argv, log, timeout, console_watcher(run_dir / "monitor.sock", live, seen))
-                if retries_left and emulator_fault(log):
+                if retries_left and harness.emulator_fault(log):
                     retries_left -= 1
                     log.rename(log.with_suffix(".emulator-fault.log"))
                     harness._say(f"{chain} boot {n}: the guest kernel died before its init ran "

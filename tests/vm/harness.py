@@ -314,7 +314,36 @@ def stream_qemu(argv: list[str], log_path: Path, timeout: float, on_line=None) -
     return QemuRun(time.monotonic() - start, timed_out, proc.returncode)
 
 
+# A guest whose kernel dies before its init runs has touched nothing of
+# bootenv's: no pool was imported, no step or command ran. Under TCG with
+# two vCPUs that happens, rarely, with no cause in the guest (CI, trixie's
+# 6.12: "Fatal exception in interrupt" 3 s in, RIP in the middle of an
+# instruction the kernel patches at boot -- a cross-modifying-code race of
+# multi-threaded TCG). Such a boot is run again (boots.py: at most twice a
+# chain; a guest run: once), and said so; a panic after init started (a
+# dead BE's "Attempted to kill init", anything bootenv could cause) is
+# never retried. If GRUB had already used up a one-shot, the second boot
+# takes the default and the chain's checks fail, so a retry can fail a run
+# but never pass one.
+def emulator_fault(console_log: Path) -> bool:
+    try:
+        text = console_log.read_text(errors="replace")
+    except OSError:
+        return False
+    panic = text.find("Kernel panic")
+    return panic >= 0 and "Attempted to kill init" not in text and " as init process" not in text[:panic]
+
+
 def _boot(argv: list[str], run_dir: Path, timeout: float, live: bool) -> GuestResult:
+    result = _boot_once(argv, run_dir, timeout, live)
+    if result.boot_seconds is None and emulator_fault(result.console_log):
+        result.console_log.rename(run_dir / "console.emulator-fault.log")
+        _say(f"the guest kernel died before its init ran ({run_dir / 'console.emulator-fault.log'}): booting it again")
+        result = _boot_once(argv, run_dir, timeout, live)
+    return result
+
+
+def _boot_once(argv: list[str], run_dir: Path, timeout: float, live: bool) -> GuestResult:
     start = time.monotonic()
     seen = {"ready_at": None, "ended": False}
 
