@@ -70,17 +70,27 @@ def state(tmp_path):
     return path
 
 
-@pytest.fixture
-def env(state, tmp_path):
-    """The environment a CLI run gets: the fake pool, a private lock, a
-    recording bootloader (its log: tmp_path/boot.log)."""
-    return {
+def cli_env(state, tmp_path, *, health: bool = False) -> dict:
+    """The environment a CLI run gets: the fake pool kept at `state`, a
+    private lock, a recording bootloader (its log: tmp_path/boot.log),
+    BE root and running BE found as on a real system; `health`: an empty
+    health-check dir tmp_path/health.d."""
+    env = {
         "BOOTENV_ZFS": f"fake:{state}",
         "BOOTENV_LOCK": str(tmp_path / "bootenv.lock"),
         "BOOTENV_BOOTLOADER": f"recording:{tmp_path / 'boot.log'}",
         "BOOTENV_BE_ROOT": None,
         "BOOTENV_RUNNING": None,
     }
+    if health:
+        (tmp_path / "health.d").mkdir(exist_ok=True)
+        env["BOOTENV_HEALTH_DIR"] = str(tmp_path / "health.d")
+    return env
+
+
+@pytest.fixture
+def env(state, tmp_path):
+    return cli_env(state, tmp_path)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from bootenv.errors import Refused
 from bootenv.zfs.fake import MiB, FakeZfs
 from bootenv.zfs.fake.build import root_on_zfs
 
-from .conftest import cli_runner
+from .conftest import cli_env, cli_runner
 
 ZSYS = "com.ubuntu.zsys:"
 UBUNTU = "rpool/ROOT/ubuntu_ab12cd"
@@ -204,13 +204,5 @@ def env_for(tmp_path):
     def make(z: FakeZfs) -> dict:
         state = tmp_path / "layout.json"
         z.save(state)
-        (tmp_path / "health.d").mkdir(exist_ok=True)
-        return {
-            "BOOTENV_ZFS": f"fake:{state}",
-            "BOOTENV_LOCK": str(tmp_path / "bootenv.lock"),
-            "BOOTENV_BOOTLOADER": f"recording:{tmp_path / 'boot.log'}",
-            "BOOTENV_HEALTH_DIR": str(tmp_path / "health.d"),
-            "BOOTENV_BE_ROOT": None,
-            "BOOTENV_RUNNING": None,
-        }
+        return cli_env(state, tmp_path, health=True)
     return make

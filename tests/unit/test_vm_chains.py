@@ -7,6 +7,8 @@ from __future__ import annotations
 import pathlib
 import sys
 
+import pytest
+
 VM = pathlib.Path(__file__).resolve().parents[1] / "vm"
 sys.path[:0] = [str(VM), str(VM / "boot")]
 
@@ -16,12 +18,20 @@ import retention_scenarios  # noqa: E402
 import test_boots  # noqa: E402
 
 
-def test_every_scenario_boot_has_a_stage_and_the_host_allows_them():
-    chain = chain_grub.GrubChain
-    named = {n for _what, numbers in test_boots.SCENARIOS["grub"].values() for n in numbers}
+@pytest.mark.parametrize("name, chain", [("grub", chain_grub.GrubChain), ("retention", chain_grub.RetentionChain)])
+def test_every_scenario_boot_has_a_stage_and_the_host_allows_them(name, chain):
+    named = {n for _what, numbers in test_boots.SCENARIOS[name].values() for n in numbers}
     assert max(named) == chain.last_boot
-    assert all(hasattr(chain, f"stage{n}") for n in range(1, chain.last_boot + 1))
-    assert boots.CHAINS["grub"][1] > chain.last_boot  # one spare: a boot that never reports is seen
+    assert all(f"stage{n}" in vars(chain) for n in range(1, chain.last_boot + 1))
+    assert boots.CHAINS[name][1] > chain.last_boot  # one spare: a boot that never reports is seen
+
+
+def test_the_other_suite_runs_the_whole_series_and_both_rollbacks():
+    import suites
+
+    assert suites.OTHER_CHAINS == ("retention",)
+    assert retention_scenarios.SERIES_SPLIT[-1][1] == 30
+    assert {n for n in test_boots.SCENARIOS["retention"]["j"][1]} == set(range(1, len(retention_scenarios.SERIES_SPLIT) + 1))
 
 
 def test_the_series_runs_each_apt_operation_once():

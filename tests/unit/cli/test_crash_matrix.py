@@ -37,7 +37,7 @@ from bootenv.zfs.fake import FakeZfs
 
 from tests.clirunner import run_forked
 
-from ..conftest import Clock, build_system, cli_runner
+from ..conftest import Clock, build_system, cli_env, cli_runner
 
 ROOT = "rpool/ROOT"
 
@@ -126,16 +126,7 @@ def world(tmp_path, apt, monkeypatch):
     fake.snapshot(["rpool/home@admin"])
     state = tmp_path / "pool.json"
     fake.save(state)
-    (tmp_path / "health.d").mkdir()
-    env = {
-        "BOOTENV_ZFS": f"fake:{state}",
-        "BOOTENV_LOCK": str(tmp_path / "bootenv.lock"),
-        "BOOTENV_BOOTLOADER": f"recording:{tmp_path / 'boot.log'}",
-        "BOOTENV_HEALTH_DIR": str(tmp_path / "health.d"),
-        "BOOTENV_BE_ROOT": None,
-        "BOOTENV_RUNNING": None,
-        "BOOTENV_CRASH_AT": None,
-    }
+    env = {**cli_env(state, tmp_path, health=True), "BOOTENV_CRASH_AT": None}
     # The sandbox's chroot binds nothing on a fake pool (cli/apt.py).
     monkeypatch.setattr("bootenv.cli.context.stdin_is_tty", lambda: False)
     return tmp_path, state, env
