@@ -21,7 +21,7 @@ import harness  # noqa: E402
 import image  # noqa: E402
 
 GUEST_ENV = {"BOOTENV_TEST_BACKENDS": "cli,lzc", "BOOTENV_TEST_POOL": harness.TEST_POOL}
-if os.environ.get("BOOTENV_VM_CRASH_POINTS"):  # guest/test_crash_real.py: all 46 points, not CI's 16
+if os.environ.get("BOOTENV_VM_CRASH_POINTS"):  # guest/test_crash_real.py: =quick, 16 of the 46 points
     GUEST_ENV["BOOTENV_VM_CRASH_POINTS"] = os.environ["BOOTENV_VM_CRASH_POINTS"]
 RUN_DIR = image.OUT / "test-vm"
 TIMEOUT = float(os.environ.get("BOOTENV_VM_TIMEOUT", "3000"))  # the whole guest suite in one boot (~20 min under TCG)

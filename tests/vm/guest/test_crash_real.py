@@ -4,7 +4,8 @@ apply on a real pool, with its four assertions:
 
   1. `list` and `status` work, and hint at residue exactly when `repair`
      finds some; no BE is listed whole without its `var`;
-  2. the next boot exists and is whole;
+  2. the next boot exists, is whole and has its kernel, initramfs and
+     modules (each system's debian has them; a BE is looked inside);
   3. `repair -y` leaves no stray bootenv snapshot, no not-whole BE, nothing
      mounted under /run/bootenv, nothing bootenv did not create changed,
      and nothing left to repair;
@@ -28,7 +29,8 @@ trial points the fake's), bootfs the pool's real one. Cost (a python start
     groups build a fresh system per point (one shell, one recursive destroy).
 
 A run prints each point's wall and CPU time (this process and its children)
-and writes the table to $OUT/crash_real_times.txt.
+and writes the table to $OUT/crash_real_times.txt; what each point left and
+what `repair` did to it go to $OUT/crash_real_table.txt.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from bootenv import cli
 from bootenv.engine import RESIDUE_HINT
 
 POOL = os.environ.get("BOOTENV_TEST_POOL", "betest")
+KERNEL = "6.1.0-crash"  # the kernel every system's debian has (System)
 NOT_WHOLE = ("pending", "destroying")
 _serial = [0]
 
@@ -66,12 +69,21 @@ class System:
         self.root = f"{self.base}/ROOT"
         self.tmp = tempfile.mkdtemp(prefix="crash")
         debian = f"{self.root}/debian"
-        # One shell for the whole layout (a python subprocess start is dear).
+        look = os.path.join(self.tmp, "look")
+        # One shell for the whole layout (a python subprocess start is dear):
+        # debian has a kernel, its initramfs and its modules, so every BE
+        # made from it has them (check: the next boot can boot).
         sh("sh", "-ec", " && ".join([
             f"zfs create -o mountpoint=none -o canmount=off {self.base}",
             f"zfs create -o canmount=off {self.root}",
             f"zfs create -o canmount=noauto -o mountpoint=/ {debian}",
             f"zfs create -o canmount=noauto {debian}/var",
+            f"mkdir {look}",
+            f"mount -t zfs -o zfsutil {debian} {look}",
+            f"mkdir -p {look}/boot {look}/lib/modules/{KERNEL}/kernel",
+            f"echo kernel > {look}/boot/vmlinuz-{KERNEL}",
+            f"echo initramfs > {look}/boot/initrd.img-{KERNEL}",
+            f"umount {look}",
             f"zfs snapshot {debian}@admin",
             f"zpool set bootfs={debian} {POOL}",
         ]))
@@ -150,6 +162,23 @@ class System:
         assert len(nxt) == 1, f"the next boot names no existing BE: {listed}"
         assert nxt[0]["state"] not in NOT_WHOLE, nxt[0]
         assert f"{self.root}/{nxt[0]['name']}/var" in filesystems, nxt[0]
+        assert self.missing_kernel(f"{self.root}/{nxt[0]['name']}") == [], nxt[0]
+
+    def missing_kernel(self, dataset: str) -> list[str]:
+        """What of the kernel, its initramfs and its modules `dataset`
+        lacks: looked at where it is mounted (a crash may have left it
+        mounted), else mounted read-only for the moment."""
+        wanted = [f"boot/vmlinuz-{KERNEL}", f"boot/initrd.img-{KERNEL}", f"lib/modules/{KERNEL}/kernel"]
+        with open("/proc/self/mountinfo") as f:
+            where = [line.split()[4] for line in f if line.split(" - ")[1].split()[:2] == ["zfs", dataset]]
+        if where:
+            return [w for w in wanted if not os.path.exists(os.path.join(where[0], w))]
+        look = os.path.join(self.tmp, "look")
+        subprocess.run(["mount", "-t", "zfs", "-o", "ro,zfsutil", dataset, look], check=True)
+        try:
+            return [w for w in wanted if not os.path.exists(os.path.join(look, w))]
+        finally:
+            subprocess.run(["umount", look], check=True)
 
     def destroy_all(self) -> None:
         subprocess.run(["zfs", "destroy", "-R", "-f", self.base], capture_output=True, check=False)
@@ -226,11 +255,12 @@ ALL_POINTS: list[tuple[str, ...]] = [
     ("boot-started", "trial-boot-started#2"),
     *[("confirm", p) for p in ("trial-confirm#2", "trial-confirm#6")],
 ]
-# What `make test` runs: one or two points per scenario, the three through
-# `python3 -m bootenv` among them (~25 s a point under TCG: all 46 are ~17
-# minutes, more than CI's budget). BOOTENV_VM_CRASH_POINTS=all runs all
-# (tests/vm/bridge.py passes it to the guest, so both sides list the same).
-CI_POINTS: list[tuple[str, ...]] = [
+# `make test` runs every point (~6.5 s a point in a quiet guest, 2-4 times
+# that beside the boot chains). BOOTENV_VM_CRASH_POINTS=quick runs one or
+# two points per scenario, the three through `python3 -m bootenv` among
+# them, for a quicker loop (tests/vm/bridge.py passes it to the guest, so
+# both sides list the same).
+QUICK_POINTS: list[tuple[str, ...]] = [
     ("create", "snapshot:after"), ("create", "clone#2"), ("create", "clone:after", "python"),
     ("activate", "promote:after", "python"), ("activate-once", "switch"),
     ("destroy", "destroy#3:after"), ("destroy", "destroy#2:after", "python"),
@@ -239,12 +269,13 @@ CI_POINTS: list[tuple[str, ...]] = [
     ("in-place", "clone:after"), ("in-place", "mark-complete"), ("sandbox", "apt"),
     ("boot-started", "trial-boot-started#2"),
 ]
-assert all(p in ALL_POINTS for p in CI_POINTS)
-POINTS = ALL_POINTS if os.environ.get("BOOTENV_VM_CRASH_POINTS") == "all" else CI_POINTS
+assert all(p in ALL_POINTS for p in QUICK_POINTS)
+POINTS = QUICK_POINTS if os.environ.get("BOOTENV_VM_CRASH_POINTS") == "quick" else ALL_POINTS
 IDS = [f"{p[0]}@{p[1]}" + ("-python" if len(p) > 2 else "") for p in POINTS]
 
 _shared: dict[str, System] = {}
 _times: list[tuple[str, float, float]] = []
+_table: list[str] = []  # per point: what the crash left, what repair did
 
 
 def _bootenv_mounts() -> list[str]:
@@ -282,6 +313,8 @@ def _report():
     if out and os.path.isdir(out):
         with open(os.path.join(out, "crash_real_times.txt"), "w") as f:
             f.write(text + "\n")
+        with open(os.path.join(out, "crash_real_table.txt"), "w") as f:
+            f.write("\n".join(_table) + "\n")
 
 
 @pytest.mark.parametrize("entry", POINTS, ids=IDS)
@@ -295,7 +328,10 @@ def test_crash_real(entry, apt_fake):
     else:
         system, x = System(), ""
     try:
-        _point(system, sc, point, x, bool(how))
+        found = _point(system, sc, point, x, bool(how))
+        _table.append(f"{scenario}@{point}{' (python -m bootenv)' if how else ''}\n"
+                      f"  left: {'; '.join(found['found']) or 'nothing to repair'}\n"
+                      f"  repair: {'; '.join(found['actions']) or 'nothing'}")
     finally:
         if not sc.shared:
             system.destroy_all()
@@ -304,7 +340,9 @@ def test_crash_real(entry, apt_fake):
     assert not _bootenv_mounts()
 
 
-def _point(system: System, sc: Scenario, point: str, x: str, program: bool) -> None:
+def _point(system: System, sc: Scenario, point: str, x: str, program: bool) -> dict:
+    """Crash `point`, check, repair, check, run again, check; return what
+    `repair -n --json` found after the crash."""
     def fill(args: list[str]) -> list[str]:
         return [a.format(x=x) for a in args]
 
@@ -349,3 +387,4 @@ def _point(system: System, sc: Scenario, point: str, x: str, program: bool) -> N
     foreign, strays, filesystems = system.settled()
     assert strays == [] and foreign == theirs, (strays, foreign ^ theirs)
     system.check(after, filesystems)
+    return found
