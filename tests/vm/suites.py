@@ -34,8 +34,9 @@ OTHER_TESTS = {
     "bookworm": ("tests/contract", "tests/vm/guest/test_package_real.py"),
     "trixie": ("tests/contract", "tests/vm/guest", "tests/vm/guest_rootdisk"),
 }[OTHER_SUITE]
-# And its boots (tests/vm/test_boots.py): the short chain of one rollback.
-OTHER_CHAINS = ("rollback",)
+# And its boots (tests/vm/test_boots.py): the 30-run retention series and
+# a rollback of a rollback after it (boot/chain_grub.py RetentionChain).
+OTHER_CHAINS = ("retention",)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,12 @@ SCENARIOS = {
         "k2": ("a trial boot whose bootenv-boot.service is killed: the machine boots one whole BE, repair", (3, 4)),
     },
 }
-SCENARIOS["rollback"] = {"k": (SCENARIOS["grub"]["k"][0], (1, 2, 3))}  # (k) alone, for the other suite
+SCENARIOS["retention"] = {  # the other suite's chain (suites.py)
+    "j": ("30 real apt runs through the hook with the shipped retention: the BE count and allocated space stay bounded",
+          (1, 2, 3)),
+    "k": ("after the series, `bootenv rollback` + reboot lands on the checkpoint before the last apt run; "
+          "a second rollback + reboot returns", (3, 4, 5)),
+}
 # The chains this session runs: $BOOTENV_VM_CHAINS (space-separated), else
 # the three of the default suite (suites.py; `make test-vm`).
 CHOSEN = os.environ.get("BOOTENV_VM_CHAINS", "grub systemd-boot crash").split()

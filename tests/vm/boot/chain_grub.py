@@ -34,9 +34,9 @@ up, by design. No boot carries more than about half its time budget
  13 rcv     check (l): / is the received BE, its files are the sender's; done
 
 The 30-run retention series (j: BE count and allocated space bounded,
-retention_scenarios.py) costs ~30 s an apt run under TCG, three more
-boots' worth: too much for CI's budget, so it is not in this chain; it
-runs as boots of its own:
+retention_scenarios.py; 11-35 s an apt run under TCG, three boots' worth)
+is the other release's chain (RetentionChain, `retention`), beside this
+one in `make test-vm`; on this chain's release it runs as boots of its own:
   BOOTENV_VM_ONLY=retention_1,retention_2,retention_3,rollback_landed,rollback_returned tests/vm/boots.py run grub
 """
 
@@ -192,21 +192,32 @@ class GrubChain(RetentionScenarios, SandboxScenarios, AptScenarios, Step):
         self.busy_is_busy()
 
 
-class RollbackChain(GrubChain):
-    """The short GRUB chain the VM suite's other Debian release gets (make
-    test-vm; tests/vm/suites.py): scenario (k) alone. 3 apt runs through
-    the hook and `bootenv rollback` (boot 1), the machine comes up on the
-    checkpoint before the last run and rolls back again (2), and comes
-    back (3)."""
+class RetentionChain(GrubChain):
+    """The GRUB chain the VM suite's other Debian release gets (make
+    test-vm; tests/vm/suites.py): the 30-run retention series (j) and the
+    rollback of a rollback after it (k), retention_scenarios.py.
 
-    last_boot = 3
+      1-3 debian  10 real apt runs a boot through the hook with the shipped
+                  retention (SERIES_SPLIT); boot 3 makes the menu for real,
+                  judges the series and runs `bootenv rollback`       (j, k)
+      4   H29     / is the checkpoint taken before run 30; roll back again (k)
+      5   debian  back, run 30's change there; done                       (k)
+    """
+
+    last_boot = 5
 
     def stage1(self) -> None:
-        self.rollback_quick()
+        self.retention_1()
 
     def stage2(self) -> None:
-        self.rollback_landed()
+        self.retention_2()
 
     def stage3(self) -> None:
+        self.retention_3()
+
+    def stage4(self) -> None:
+        self.rollback_landed()
+
+    def stage5(self) -> None:
         self.rollback_returned()
 

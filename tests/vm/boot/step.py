@@ -3,7 +3,7 @@
 
 Runs in the root-on-ZFS guest (bootenv-vmtest.service, late in every boot,
 after bootenv-confirm.service), from the share: /mnt/host/chain names the
-chain (grub and rollback: chain_grub.py, systemd-boot: chain_sdboot.py) and
+chain (grub and retention: chain_grub.py, systemd-boot: chain_sdboot.py) and
 /mnt/host/boot-number the boot (both written by tests/vm/boots.py before
 each qemu start). Each boot records its facts (the root dataset,
 `bootenv status --json`, the bootloader's state, the bootenv units' states
@@ -174,10 +174,10 @@ def chain_class(name: str) -> type[Step]:
         from chain_grub import GrubChain
 
         return GrubChain
-    if name == "rollback":
-        from chain_grub import RollbackChain
+    if name == "retention":
+        from chain_grub import RetentionChain
 
-        return RollbackChain
+        return RetentionChain
     if name == "systemd-boot":
         from chain_sdboot import SystemdBootChain
 
