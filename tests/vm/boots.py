@@ -95,7 +95,7 @@ OVMF_CODE = Path(os.environ.get("BOOTENV_VM_OVMF_CODE", "/usr/share/OVMF/OVMF_CO
 OVMF_VARS = Path(os.environ.get("BOOTENV_VM_OVMF_VARS", "/usr/share/OVMF/OVMF_VARS_4M.fd"))
 # The chains (tests/vm/boot/step.py runs the one named in run_dir/chain):
 # how the disk is booted, and the most boots the chain takes.
-CHAINS = {"grub": ("bios", 14), "systemd-boot": ("uefi", 6), "crash": ("bios", 5), "retention": ("bios", 6)}
+CHAINS = {"grub": ("bios", 12), "systemd-boot": ("uefi", 6), "crash": ("bios", 5), "retention": ("bios", 6)}
 
 
 def qemu_argv(disk: Path, run_dir: Path, tree: Path, firmware: str = "bios",

@@ -1,4 +1,4 @@
-"""The GRUB chain (SeaBIOS -> GRUB): one run, 13 boots; boot 6 never comes
+"""The GRUB chain (SeaBIOS -> GRUB): one run, 11 boots; boot 6 never comes
 up, by design. No boot carries more than about half its time budget
 (BOOTENV_VM_BOOT_TIMEOUT): the apt scenarios are spread over boots 7-10.
 
@@ -22,21 +22,19 @@ up, by design. No boot carries more than about half its time budget
             namespace                                                     (h)
  10 cp      Ctrl-C in a sandbox (h); the good sandbox of boot 9 mounted the
             old way is held by services and refused as busy, naming
-            them (i); 3 apt runs through the hook (retention on);
-            `bootenv rollback`: the next boot is the checkpoint taken
-            before the last run                                         (k)
- 11 H3      check (k): / is that checkpoint, rt2 as before run 3;
-            `bootenv rollback` again: the next boot is cp              (k)
- 12 cp      check (k): back on cp, run 3's change there; a BE sent as
-            an increment to a stream file and received as a new BE:
-            `bootenv send src --from cp@src -o FILE`, `bootenv receive rcv
-            -i FILE`; activate rcv                                          (l)
- 13 rcv     check (l): / is the received BE, its files are the sender's; done
+            them (i); a BE sent as an increment to a stream file and
+            received as a new BE: `bootenv send src --from cp@src -o FILE`,
+            `bootenv receive rcv -i FILE`; activate rcv                    (l)
+ 11 rcv     check (l): / is the received BE, its files are the sender's; done
+
+`bootenv rollback` after apt runs through the hook, and the rollback of
+that rollback (k), are the other release's chain, after its 30-run
+retention series (RetentionChain below).
 
 The 30-run retention series (j: BE count and allocated space bounded,
 retention_scenarios.py; 11-35 s an apt run under TCG, three boots' worth)
-is the other release's chain (RetentionChain, `retention`), beside this
-one in `make test-vm`; on this chain's release it runs as boots of its own:
+is the same chain (RetentionChain, `retention`), beside this one in
+`make test-vm`; on this chain's release it runs as boots of its own:
   BOOTENV_VM_ONLY=retention_1,retention_2,retention_3,rollback_landed,rollback_returned tests/vm/boots.py run grub
 """
 
@@ -57,7 +55,7 @@ RECEIVED_MARK = "/etc/bootenv-vmtest-received"
 
 
 class GrubChain(RetentionScenarios, SandboxScenarios, AptScenarios, Step):
-    last_boot = 13
+    last_boot = 11
 
     def loader_facts(self) -> None:
         self.facts["bootenv_env"] = sh("grub-editenv /boot/grub/bootenv.env list")["out"]
@@ -136,16 +134,9 @@ class GrubChain(RetentionScenarios, SandboxScenarios, AptScenarios, Step):
         self.check("h", self.running == cp, f"boot 10 runs the checkpoint {cp} again (root {self.facts['root']})")
         self.sandbox_interrupt()
         self.busy_is_busy()
-        self.rollback_after(3)  # (k): 3 apt runs through the hook, then `bootenv rollback`
-
-    def stage11(self) -> None:
-        self.rollback_landed()
-
-    def stage12(self) -> None:
-        self.rollback_returned()
         self.receive_and_activate()
 
-    def stage13(self) -> None:
+    def stage11(self) -> None:
         self.received_boots()
         self.next_action = "poweroff"
 
