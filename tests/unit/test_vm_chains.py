@@ -72,3 +72,34 @@ def test_only_a_kernel_that_died_before_init_is_booted_again(tmp_path):
     assert not fault(LATE_PANIC)  # the pool may have been imported: what it did counts
     assert not fault("[    4.266666] Run /init as init process\nreboot: Restarting system\n")
     assert not boots.harness.emulator_fault(tmp_path / "missing.log")
+
+
+def test_run_boots_boots_again_after_an_emulator_fault_and_no_more_than_twice(tmp_path, monkeypatch):
+    """run_boots with qemu replaced: boot 1's kernel dies before init
+    three times running (booted again twice, then taken as it is: no
+    report), boot 2 comes up and says done."""
+    consoles = iter([EARLY_PANIC, EARLY_PANIC, EARLY_PANIC, "[ 4.2] Run /init as init process\nthe step ran\n"])
+    started = []
+
+    def fake_qemu(argv, log_path, timeout, on_line=None):
+        started.append(log_path.name)
+        text = next(consoles)
+        log_path.write_text(text)
+        if "the step ran" in text:  # its report, and the chain is done
+            out = log_path.parent / "out"
+            (out / "boot-2").mkdir(parents=True)
+            (out / "boot-2" / "report.json").write_text('{"checks": [], "facts": {"root": "rpool/ROOT/debian"}}')
+            (out / "done").write_text("")
+        return boots.harness.QemuRun(1.0, False, 0)
+
+    deb = tmp_path / "bootenv_0_all.deb"
+    deb.write_text("")
+    monkeypatch.setattr(boots.rootdisk, "ensure", lambda: tmp_path / "root.qcow2")
+    monkeypatch.setattr(boots.harness, "ensure_deb", lambda tree: deb)
+    monkeypatch.setattr(boots.harness, "stream_qemu", fake_qemu)
+    monkeypatch.setattr(boots.subprocess, "run", lambda *a, **k: None)  # qemu-img
+    run = boots.run_boots("grub", run_dir=tmp_path / "run", max_boots=3)
+    assert started == ["boot-1.console.log"] * 3 + ["boot-2.console.log"]
+    assert run.emulator_faults == 2 and run.done
+    assert [(b.n, b.report is not None) for b in run.boots] == [(1, False), (2, True)]
+    assert (run.run_dir / "boot-1.console.emulator-fault.log").read_text() == EARLY_PANIC

@@ -204,24 +204,20 @@ def run_boots(chain: str = "grub", *, run_dir: Path | None = None, tree: Path = 
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base), str(disk)],
                        check=True)
         argv = qemu_argv(disk, run_dir, Path(tree).resolve(), firmware)
-        retries_left = EMULATOR_FAULT_RETRIES
         (run_dir / "qemu.argv").write_text(shlex.join(argv) + "\n")
         try:
             for n in range(1, max_boots + 1):
                 (run_dir / "boot-number").write_text(f"{n}\n")
                 (run_dir / "out" / "next-action").unlink(missing_ok=True)
                 log = run_dir / f"boot-{n}.console.log"
-                seen: dict = {}
-                qemu = harness.stream_qemu(argv, log, timeout, console_watcher(run_dir / "monitor.sock", live, seen))
-                if retries_left and harness.emulator_fault(log):
-                    retries_left -= 1
-                    log.rename(log.with_suffix(".emulator-fault.log"))
-                    harness._say(f"{chain} boot {n}: the guest kernel died before its init ran "
-                                 f"({log.with_suffix('.emulator-fault.log')}): booting it again")
+                while True:
+                    seen: dict = {}
+                    qemu = harness.stream_qemu(argv, log, timeout, console_watcher(run_dir / "monitor.sock", live, seen))
+                    if run.emulator_faults >= EMULATOR_FAULT_RETRIES or not harness.emulator_fault(log):
+                        break
                     run.emulator_faults += 1
-                    seen = {}
-                    qemu = harness.stream_qemu(argv, log, timeout,
-                                               console_watcher(run_dir / "monitor.sock", live, seen))
+                    kept = log.rename(log.with_suffix(".emulator-fault.log"))
+                    harness._say(f"{chain} boot {n}: the guest kernel died before its init ran ({kept}): booting it again")
                 report_path = run_dir / "out" / f"boot-{n}" / "report.json"
                 report = None
                 if report_path.is_file():

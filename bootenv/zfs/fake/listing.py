@@ -14,8 +14,6 @@ from .space import Fs, Snap, cached_space, subtree, used_by_children
 from .state import FakeState, child_mountpoint  # noqa: F401 (child_mountpoint re-exported)
 
 
-
-
 def encrypted(props) -> bool:
     """Whether `zfs create` properties turn encryption on."""
     return props.get("encryption", "off") != "off"
