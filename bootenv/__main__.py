@@ -44,7 +44,8 @@ def fast_list(scripted: bool, as_json: bool, columns: Optional[str] = None) -> b
 
     def text():
         engine = context.Settings.from_environment().engine()
-        return context.format_bes(engine.list(), scripted=scripted, as_json=as_json, columns=columns), engine
+        space = engine.boot_pool_space() if not (scripted or as_json) else None
+        return context.format_bes(engine.list(), scripted=scripted, as_json=as_json, columns=columns, boot_pool=space), engine
 
     return _answer(text)
 

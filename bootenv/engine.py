@@ -3,7 +3,10 @@ describe, mount and unmount, on any ZfsBackend and Bootloader.
 
 A boot environment (BE) is a filesystem directly under the BE root (the
 parent of the dataset mounted at /, e.g. rpool/ROOT) together with its
-descendants. The engine never touches a dataset outside the BE root.
+descendants and, where /boot is a dataset of another pool (the OpenZFS
+guides' and Ubuntu's `bpool`), its boot half: the filesystem of the same
+name under the boot root (bpool/BOOT/NAME, found from what is mounted at
+/boot). The engine never touches a dataset outside those two roots.
 
 Mutating operations return a Plan (see plan.py): the CLI shows it, asks,
 and executes it. Everything the engine decides is decided from ONE listing
@@ -52,6 +55,7 @@ from .model import (
     be_dataset,
     be_name_of,
     check_dataset_names,
+    human_size,
     is_be_top,
     validate_be_name,
     validate_title,
@@ -97,9 +101,11 @@ class Scan:
     next_boot: Optional[str]  # dataset the bootloader boots next
     with_snapshots: bool
     bootfs: Optional[str] = None  # the pool's bootfs, as this scan read it
+    boot_root: Optional[str] = None  # where the BEs' boot halves live (bpool/BOOT), if paired
     snapshots: dict[str, list[Dataset]] = field(default_factory=dict)  # fs -> its snapshots
     clones: dict[str, list[str]] = field(default_factory=dict)  # origin snapshot -> clones
     below: dict[str, list[str]] = field(default_factory=dict)  # BE top -> its descendants
+    boot_half: dict[str, list[str]] = field(default_factory=dict)  # BE top -> its boot half
 
     def __post_init__(self) -> None:
         prefix = self.be_root + "/"
@@ -112,15 +118,30 @@ class Scan:
             be = be_name_of(self.be_root, ds.name)
             if be is not None and not is_be_top(self.be_root, ds.name):
                 self.below.setdefault(prefix + be, []).append(ds.name)
+            elif self.boot_root and (be := be_name_of(self.boot_root, ds.name)) is not None:
+                self.boot_half.setdefault(prefix + be, []).append(ds.name)
+
+    def in_roots(self, name: str) -> bool:
+        """Whether a dataset or snapshot lives under the BE root or the boot root."""
+        return name.startswith(self.be_root + "/") or bool(self.boot_root and name.startswith(self.boot_root + "/"))
 
     def tops(self) -> list[Dataset]:
         """The BEs: filesystems directly under the BE root, oldest first."""
         return [d for d in self.datasets.values() if not d.is_snapshot and is_be_top(self.be_root, d.name)]
 
     def tree(self, top: str) -> list[str]:
-        """A BE's filesystems: the top first, then descendants, parents
-        before children."""
+        """A BE's filesystems on the root pool: the top first, then
+        descendants, parents before children."""
         return [top, *sorted(self.below.get(top, ()), key=lambda n: (n.count("/"), n))]
+
+    def boot_tree(self, top: str) -> list[str]:
+        """A BE's boot half (bpool/BOOT/NAME first, then below it); []
+        when /boot is not paired or the BE has none."""
+        return sorted(self.boot_half.get(top, ()), key=lambda n: (n.count("/"), n))
+
+    def members(self, top: str) -> list[str]:
+        """Every filesystem of a BE: its tree, then its boot half."""
+        return self.tree(top) + self.boot_tree(top)
 
 
 class Engine:
@@ -138,6 +159,7 @@ class Engine:
         clock: Callable[[], float] = time.time,
         mount_base: str = DEFAULT_MOUNT_BASE,
         manifests=None,
+        boot_root: Optional[str] = None,
     ):
         self.zfs = zfs
         # Where package manifests are read from (apt/manifest.py's
@@ -159,8 +181,34 @@ class Engine:
         # Whether the BE root exists is what the first listing says (scan):
         # a read-only command costs one `zfs list`, nothing more.
         self.pool = pool_of(self.be_root)
+        self.boot_root = self._find_boot_root(boot_root)
+        self.boot_pool = pool_of(self.boot_root) if self.boot_root else None
         self.last_scan: Optional[Scan] = None  # the newest listing (scan)
         self.bootloader.bind(self.zfs, self.be_root, self.running_dataset)
+
+    def _find_boot_root(self, given: Optional[str]) -> Optional[str]:
+        """Where the BEs' boot halves live: `given` (BOOTENV_BOOT_ROOT, or
+        bootenv.conf's boot_root), `none` for no pairing, else found as the
+        OpenZFS guides and Ubuntu's installer lay it out: the dataset
+        mounted at /boot is on another pool and named like the running BE
+        (bpool/BOOT/debian beside rpool/ROOT/debian -> bpool/BOOT). A
+        mount read, no ZFS command."""
+        if given is None:
+            from . import config
+
+            given = os.environ.get("BOOTENV_BOOT_ROOT") or config.read().get("boot_root") or "auto"
+        if given == "none":
+            return None
+        if given != "auto":
+            return given.rstrip("/")
+        if not self.running_dataset or parent_of(self.running_dataset) != self.be_root:
+            return None
+        boot = self.zfs.mounted_at("/boot")
+        if not boot or pool_of(boot) == self.pool or not parent_of(boot):
+            return None
+        if boot.rsplit("/", 1)[1] != self.running_dataset.rsplit("/", 1)[1]:
+            return None
+        return parent_of(boot)
 
     # ------------------------------------------------------------ names
 
@@ -168,10 +216,26 @@ class Engine:
         """Given a BE name, return its top dataset under the BE root."""
         return be_dataset(self.be_root, name)
 
+    def boot_dataset_of(self, name: str) -> str:
+        """Given a BE name, return its boot half (only with a boot root)."""
+        assert self.boot_root
+        return be_dataset(self.boot_root, name)
+
     def name_of(self, dataset: str) -> Optional[str]:
-        """Given a dataset or snapshot under the BE root, return the name
-        of the BE it belongs to (None outside the BE root)."""
-        return be_name_of(self.be_root, dataset)
+        """Given a dataset or snapshot under the BE root or the boot root,
+        return the name of the BE it belongs to (None outside them)."""
+        found = be_name_of(self.be_root, dataset)
+        if found is None and self.boot_root:
+            found = be_name_of(self.boot_root, dataset)
+        return found
+
+    def counterpart(self, dataset: str, name: str) -> str:
+        """Given a dataset or snapshot of one BE, the same one in BE `name`
+        (rpool/ROOT/a/var -> rpool/ROOT/NAME/var, bpool/BOOT/a -> bpool/BOOT/NAME)."""
+        root = self.be_root if be_name_of(self.be_root, dataset) is not None else self.boot_root
+        rest = dataset[len(root) + 1 :]
+        cut = min((i for i in (rest.find("/"), rest.find("@")) if i >= 0), default=len(rest))
+        return f"{root}/{name}{rest[cut:]}"
 
     # ------------------------------------------------------------ reading
 
@@ -190,12 +254,25 @@ class Engine:
                 bootfs_of_pool()  # reaped (the missing BE root is what to say)
             raise NoZfsRoot(f"BE root {self.be_root} does not exist") from None
         datasets = {d.name: d for d in rows}
+        if self.boot_root:
+            datasets.update((d.name, d) for d in self._list_boot_root(snapshots, props))
         running = self.running_dataset if self.running_dataset in datasets else None
         bootfs = bootfs_of_pool()
         next_boot = self.bootloader.next_boot(self.be_root, bootfs)
         # Kept for the CLI's residue hint: it asks the listing it already has.
-        self.last_scan = Scan(self.be_root, datasets, running, next_boot, snapshots, bootfs)
+        self.last_scan = Scan(self.be_root, datasets, running, next_boot, snapshots, bootfs, self.boot_root)
         return self.last_scan
+
+    def _list_boot_root(self, snapshots: bool, props: Sequence[str]) -> list[Dataset]:
+        """The boot root's listing (a second `zfs list`: another pool).
+        Raise NoZfsRoot when it is gone (configured wrongly, or exported)."""
+        assert self.boot_root
+        try:
+            return self.zfs.list(self.boot_root, snapshots=snapshots, user_props=props)
+        except DatasetNotFound:
+            raise NoZfsRoot(
+                f"boot root {self.boot_root} does not exist (BOOTENV_BOOT_ROOT or boot_root in bootenv.conf; 'none' turns pairing off)"
+            ) from None
 
     def list(self, scan: Optional[Scan] = None) -> list[BootEnv]:
         """Return every BE, oldest first (from `scan` when given)."""
@@ -212,7 +289,10 @@ class Engine:
         the whole BE root: a checkpoint costs the same with 1 BE or 100);
         what boots next as `scan` saw it (making a BE does not move it)."""
         rows = self.zfs.list(self.dataset_of(name), user_props=USER_PROPS)
-        fresh = Scan(self.be_root, {d.name: d for d in rows}, None, scan.next_boot, False, scan.bootfs)
+        if self.boot_root:
+            with contextlib.suppress(DatasetNotFound):  # a BE made before its source had a boot half
+                rows += self.zfs.list(self.boot_dataset_of(name), user_props=USER_PROPS)
+        fresh = Scan(self.be_root, {d.name: d for d in rows}, None, scan.next_boot, False, scan.bootfs, self.boot_root)
         return self._bootenv(fresh, self._top(fresh, name))
 
     def snapshots_of(self, name: str) -> list[Snapshot]:
@@ -239,7 +319,7 @@ class Engine:
             running=top.name == scan.running,
             createtxg=top.createtxg,
             created=int(created) if created and created.isdigit() else None,
-            used=top.number("used"),
+            used=top.number("used") + sum(scan.datasets[b].number("used") for b in scan.boot_tree(top.name)[:1]),
             referenced=top.number("referenced"),
             origin=origin,
             origin_be=origin_be,
@@ -256,6 +336,7 @@ class Engine:
             rollback_from=top.user(PROP_ROLLBACK_FROM),
             rollback_at=_int(top.user(PROP_ROLLBACK_AT)),
             encryption_root=top.props.get("encryptionroot"),
+            boot=tuple(scan.boot_tree(top.name)),
         )
 
     def _snapshot(self, scan: Scan, snap: Dataset) -> Snapshot:
@@ -390,19 +471,23 @@ class Engine:
         validate_be_name(name)
         validate_title(title)
         target = self.dataset_of(name)
-        tree = scan.tree(src_top.name)
+        tree = scan.members(src_top.name)
         # Up front, before any ZFS call: the longest names this creates
         # (a snapshot suffix can only grow them, see _free_snapname).
         check_dataset_names(
-            [f"{ds}@{name}" for ds in tree] + [target + ds[len(src_top.name) :] for ds in tree],
+            [f"{ds}@{name}" for ds in tree] + [self.counterpart(ds, name) for ds in tree],
             f"cannot create {name}",
         )
         if target in scan.datasets or self.zfs.exists(target):
             raise BeExists(f"boot environment {name!r} already exists")
-        snapname = self._free_snapname(src_top.name, name)
-        snaps = [f"{ds}@{snapname}" for ds in tree]
-        clones = [(f"{ds}@{snapname}", target + ds[len(src_top.name) :]) for ds in tree]
-        check_dataset_names(snaps, f"cannot create {name}")
+        boot_tree = scan.boot_tree(src_top.name)
+        if boot_tree:
+            if self.zfs.exists(self.boot_dataset_of(name)):
+                raise BeExists(f"{self.boot_dataset_of(name)} already exists: the boot half of a boot environment {name!r}")
+            self._check_boot_pool_room(scan, boot_tree[0], name)
+        snapname = self._free_snapname(src_top.name, name, boot_tree[:1])
+        clones = [(f"{ds}@{snapname}", self.counterpart(ds, name)) for ds in tree]
+        check_dataset_names([o for o, _ in clones], f"cannot create {name}")
         meta = self._checkpoint_meta(title=title, kind=kind, origin_be=src_name, command=command)
         generation = self._next_generation(scan)
         meta[PROP_GENERATION] = str(generation)
@@ -414,12 +499,16 @@ class Engine:
             undo=lambda: self.zfs.inherit(self.be_root, PROP_OPERATION),
             kind=Kind.GENERATION,
         )
-        plan.add(
-            f"snapshot {', '.join(snaps)}",
-            lambda: self.zfs.snapshot(snaps, {PROP_SNAPSHOT: "yes"}),
-            undo=lambda: [self._destroy_quietly(s) for s in reversed(snaps)],
-            kind=Kind.SNAPSHOT,
-        )
+        # One atomic snapshot per pool (ZFS snapshots several datasets at
+        # once only within a pool), the root pool first; the boot pool's
+        # right after, and undone with it if it fails.
+        for pool_snaps in self._by_pool([o for o, _ in clones]):
+            plan.add(
+                f"snapshot {', '.join(pool_snaps)}",
+                lambda ss=pool_snaps: self.zfs.snapshot(ss, {PROP_SNAPSHOT: "yes"}),
+                undo=lambda ss=pool_snaps: [self._destroy_quietly(x) for x in reversed(ss)],
+                kind=Kind.SNAPSHOT,
+            )
         for origin, clone in clones:
             props = self._clone_props(scan, src_top.name, origin.split("@", 1)[0])
             if clone == target:
@@ -538,14 +627,38 @@ class Engine:
             candidate = f"{name}-{n}"
         return candidate
 
-    def _free_snapname(self, fs: str, name: str) -> str:
+    def _free_snapname(self, fs: str, name: str, others: Sequence[str] = ()) -> str:
         """The snapshot name for a checkpoint: the new BE's name, suffixed
-        if an old snapshot of that name is still there."""
+        if an old snapshot of that name is still there (on `fs` or on
+        `others`: the boot half)."""
         candidate, n = name, 1
-        while self.zfs.exists(f"{fs}@{candidate}"):
+        while any(self.zfs.exists(f"{ds}@{candidate}") for ds in (fs, *others)):
             n += 1
             candidate = f"{name}-{n}"
         return candidate
+
+    @staticmethod
+    def _by_pool(names: Sequence[str]) -> list[list[str]]:
+        """Names grouped by pool, in the order each pool first appears."""
+        groups: dict[str, list[str]] = {}
+        for name in names:
+            groups.setdefault(pool_of(name), []).append(name)
+        return list(groups.values())
+
+    def _check_boot_pool_room(self, scan: Scan, boot_top: str, name: str) -> None:
+        """Refuse a checkpoint on a boot pool with less free space than the
+        source's /boot holds (zsys #231): the checkpoint keeps today's
+        kernels and initramfs while the next kernel upgrade writes new
+        ones, and a full boot pool fails that upgrade halfway."""
+        assert self.boot_pool
+        free = _int(self.zfs.pool_get(self.boot_pool, "free"))
+        needs = scan.datasets[boot_top].number("referenced")
+        if free is not None and free < needs:
+            raise Refused(
+                f"cannot create {name}: boot pool {self.boot_pool} has {human_size(free)} free, less than the "
+                f"{human_size(needs)} /boot holds ({boot_top}): a checkpoint keeps today's kernels, so the next kernel "
+                f"upgrade would fill it; destroy old boot environments first (bootenv prune, bootenv destroy)"
+            )
 
     def set_bootfs(self, dataset: str) -> None:
         """Point the pool's bootfs at `dataset` (the crash seam's `bootfs`)."""
@@ -694,6 +807,11 @@ class Engine:
         plan = Plan(f"Activate boot environment {name}" + (" for the next boot only" if once else ""))
         if be.active:
             plan.notes.append(f"{name} already boots next")
+        if once and be.boot:
+            raise Refused(
+                f"cannot boot {name} once: /boot is {be.boot[0]} on pool {self.boot_pool}, and which /boot a boot "
+                f"mounts is its canmount, not a one-shot; activate it (bootenv activate {name}) and activate back after"
+            )
         plan.add(f"check that {name} can boot", lambda: self.bootloader.pre_activate(be), kind=Kind.CHECK)
         plan.add(f"prepare {name} for the bootloader", lambda: self._mid_activate(be), kind=Kind.PREPARE)
         if once:
@@ -713,10 +831,11 @@ class Engine:
                 )
             plan.result = be
             return plan
-        for ds in scan.tree(top.name):
+        for ds in scan.members(top.name):
             origin = scan.datasets[ds].origin
             if origin and self.name_of(origin):
                 plan.add(f"promote {ds} (origin {origin})", lambda d=ds: self.zfs.promote(d), kind=Kind.PROMOTE)
+        self.plan_boot_mount(plan, scan, top.name)
         plan.add(
             f"set {self.pool} bootfs={top.name}",
             lambda: self.set_bootfs(top.name),
@@ -725,6 +844,31 @@ class Engine:
         plan.add("update the bootloader default", lambda: self.bootloader.post_activate(be), kind=Kind.BOOTLOADER)
         plan.result = be
         return plan
+
+    def plan_boot_mount(self, plan: Plan, scan: Scan, top: str) -> None:
+        """Where /boot is paired: make the activated BE's boot half the one
+        a boot mounts (canmount=on: `zfs mount -a` and zfs-mount-generator
+        mount only those at boot) and every other BE's boot half noauto.
+        ZFS neither mounts nor unmounts on these changes (libzfs gathers
+        mounts only for canmount=off), so the running /boot stays."""
+        halves = {t.name: scan.boot_tree(t.name)[:1] for t in scan.tops()}
+        for other, half in halves.items():
+            if half and other != top and scan.datasets[half[0]].props.get("canmount") == "on":
+                plan.add(
+                    f"set canmount=noauto on {half[0]} (not mounted at /boot at boot)",
+                    lambda d=half[0]: self.zfs.set_props(d, {"canmount": "noauto"}),
+                    undo=lambda d=half[0]: self.zfs.set_props(d, {"canmount": "on"}),
+                    kind=Kind.BOOT_MOUNT,
+                )
+        mine = halves.get(top)
+        if mine and scan.datasets[mine[0]].props.get("canmount") != "on":
+            old = scan.datasets[mine[0]].props.get("canmount") or "noauto"
+            plan.add(
+                f"set canmount=on on {mine[0]} (mounted at /boot at boot)",
+                lambda: self.zfs.set_props(mine[0], {"canmount": "on"}),
+                undo=lambda: self.zfs.set_props(mine[0], {"canmount": old}),
+                kind=Kind.BOOT_MOUNT,
+            )
 
     def _check_whole(self, scan: Scan, top: Dataset, be: BootEnv) -> None:
         """Refuse to boot a BE that is not whole: its create never finished
@@ -752,8 +896,9 @@ class Engine:
         if src not in scan.datasets:
             return []
         missing = []
-        for ds in scan.tree(src)[1:]:
-            expected = top.name + ds[len(src) :]
+        name = self.name_of(top.name) or top.name
+        for ds in scan.members(src)[1:]:
+            expected = self.counterpart(ds, name)
             if expected not in scan.datasets and self.zfs.exists(f"{ds}@{snapname}"):
                 missing.append(expected)
         return missing
@@ -808,7 +953,7 @@ class Engine:
             be = self._bootenv(scan, top)
             self._refuse_destroy(be, top, protected)
             bes[name] = be
-        trees = {name: scan.tree(bes[name].dataset) for name in wanted}
+        trees = {name: scan.members(bes[name].dataset) for name in wanted}
         members = {ds for tree in trees.values() for ds in tree}
         self._refuse_outside_dependants(scan, trees)
         order = self._destroy_order(scan, trees)
@@ -857,11 +1002,10 @@ class Engine:
         the BE root (the listing's `clones` names them): bootenv never
         promotes or destroys a dataset there, so ZFS would refuse the
         origin snapshot halfway through the destroy."""
-        prefix = self.be_root + "/"
         for name, tree in trees.items():
             for ds in tree:
                 for snap in scan.snapshots.get(ds, []):
-                    outside = [c for c in (snap.props.get("clones") or "").split(",") if c and not c.startswith(prefix)]
+                    outside = [c for c in (snap.props.get("clones") or "").split(",") if c and not scan.in_roots(c)]
                     if outside:
                         raise Refused(
                             f"cannot destroy {name}: {', '.join(outside)} outside {self.be_root} was cloned from "
@@ -931,7 +1075,7 @@ class Engine:
         the listing's userrefs (a scan with snapshots; {} without)."""
         out: dict[str, str] = {}
         for top in scan.tops():
-            for ds in scan.tree(top.name):
+            for ds in scan.members(top.name):
                 snap = next((s for s in scan.snapshots.get(ds, []) if s.number("userrefs") > 0), None)
                 if snap is not None:
                     out[self.name_of(top.name) or top.name] = f"{snap.name} is held (zfs holds {snap.name}; bootenv send keeps the base of the next incremental so)"
@@ -1060,22 +1204,31 @@ class Engine:
         top = self._top(scan, old)
         validate_be_name(new)
         target = self.dataset_of(new)
-        renamed = [target + ds[len(top.name) :] for ds in scan.tree(top.name)]
-        renamed += [target + s.name[len(top.name) :] for ds in scan.tree(top.name) for s in scan.snapshots.get(ds, [])]
+        members = scan.members(top.name)
+        renamed = [self.counterpart(ds, new) for ds in members]
+        renamed += [self.counterpart(s.name, new) for ds in members for s in scan.snapshots.get(ds, [])]
         check_dataset_names(renamed, f"cannot rename {old} to {new}")
         if target in scan.datasets or self.zfs.exists(target):
             raise BeExists(f"boot environment {new!r} already exists")
+        boot = scan.boot_tree(top.name)[:1]
+        if boot and self.zfs.exists(self.boot_dataset_of(new)):
+            raise BeExists(f"{self.boot_dataset_of(new)} already exists: the boot half of a boot environment {new!r}")
         if top.name == scan.running:
             raise Refused(f"{old} is the running boot environment; it cannot be renamed while running")
         plan = Plan(f"Rename boot environment {old} to {new}")
-        plan.add(
-            f"rename {top.name} to {target}",
-            lambda: self.zfs.rename(top.name, target),
-            # A later step failing (bootfs, the boot menu) renames it back:
-            # the BE keeps the name bootfs and the bootloader know.
-            undo=lambda: self.zfs.rename(target, top.name),
-            kind=Kind.RENAME,
-        )
+        if boot:
+            self._begin_operation(plan, f"rename {old} {new}")  # repair finishes a half-done pair
+        # Its halves one after the other (a rename cannot span pools): the
+        # root pool's first, so a BE is always listed under one name.
+        for ds in [top.name, *boot]:
+            plan.add(
+                f"rename {ds} to {self.counterpart(ds, new)}",
+                lambda d=ds: self.zfs.rename(d, self.counterpart(d, new)),
+                # A later step failing (bootfs, the boot menu) renames it back:
+                # the BE keeps the name bootfs and the bootloader know.
+                undo=lambda d=ds: self.zfs.rename(self.counterpart(d, new), d),
+                kind=Kind.RENAME,
+            )
         if self.zfs.pool_get(self.pool, "bootfs") == top.name:
             plan.add(
                 f"set {self.pool} bootfs={target}",
@@ -1083,6 +1236,8 @@ class Engine:
                 kind=Kind.SET_BOOTFS,
             )
         plan.add("update the boot menu", lambda: self.bootloader.post_rename(old, new), kind=Kind.BOOTLOADER)
+        if boot:
+            self._end_operation(plan)
         return plan
 
     def plan_describe(self, name: str, title: str) -> Plan:
@@ -1180,6 +1335,14 @@ class Engine:
     @staticmethod
     def rollback_notes(running: BootEnv, target: BootEnv, why: str) -> list[str]:
         return rollback_notes(running, target, why)
+
+    def boot_pool_space(self) -> Optional[tuple[str, int, int]]:
+        """Where /boot is paired: (boot pool, free bytes, size bytes), for
+        `list` (a boot pool is small: zsys #231). None otherwise or unknown."""
+        if not self.boot_pool:
+            return None
+        size, free = _int(self.zfs.pool_get(self.boot_pool, "size")), _int(self.zfs.pool_get(self.boot_pool, "free"))
+        return (self.boot_pool, free, size) if size and free is not None else None
 
     def free_percent(self) -> Optional[float]:
         """The pool's free space in percent of its size (None if unknown)."""
@@ -1280,7 +1443,7 @@ class Engine:
         go) has no exact figure of its own (None), and makes the total
         None too."""
         scan = scan or self.scan(snapshots=True)
-        trees = {name: scan.tree(self.dataset_of(name)) for name in names}
+        trees = {name: scan.members(self.dataset_of(name)) for name in names}
         members = {ds for tree in trees.values() for ds in tree}
         sets: dict[str, Optional[list[str]]] = {}
         for name, tree in trees.items():
@@ -1351,7 +1514,7 @@ class Engine:
         top_mp = top.props.get("mountpoint", "/")
         done: list[str] = []
         try:
-            for ds in scan.tree(top.name):
+            for ds in scan.members(top.name):
                 row = scan.datasets[ds]
                 if row.props.get("canmount") == "off":
                     continue
@@ -1391,6 +1554,8 @@ class Engine:
             rel = os.path.relpath(mountpoint, top_mp)
             if not rel.startswith(".."):
                 return os.path.normpath(os.path.join(base, rel))
+        if not ds.startswith(top + "/"):  # the boot half, mountpoint legacy or none: it is /boot
+            return os.path.join(base, "boot")
         return os.path.join(base, ds[len(top) + 1 :])
 
     def unmount(self, name: str) -> None:
@@ -1399,7 +1564,7 @@ class Engine:
         top = self._top(scan, name)
         if top.name == scan.running:
             raise Refused(f"{name} is the running boot environment; it cannot be unmounted")
-        mounted = [ds for ds in scan.tree(top.name) if scan.datasets[ds].props.get("mounted") == "yes"]
+        mounted = [ds for ds in scan.members(top.name) if scan.datasets[ds].props.get("mounted") == "yes"]
         if not mounted:
             raise Refused(f"{name} is not mounted")
         try:
@@ -1412,3 +1577,4 @@ class Engine:
 
 def _int(value: Optional[str]) -> Optional[int]:
     return int(value) if value and value.isdigit() else None
+

@@ -222,6 +222,18 @@ class BootEnv:
     # The dataset whose key it uses (natively encrypted; its checkpoints
     # are clones under the same root: no new key, the same prompt).
     encryption_root: str | None = None
+    # Its half on the boot pool (bpool/BOOT/NAME and below, top first)
+    # where /boot is a dataset of another pool paired with the BE; () else.
+    boot: tuple[str, ...] = ()
+
+    @property
+    def boot_dataset(self) -> str | None:
+        return self.boot[0] if self.boot else None
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """Every dataset of the BE: its tree on the root pool, then its boot half."""
+        return (self.dataset, *self.children, *self.boot)
 
     @property
     def encrypted(self) -> bool:
@@ -230,3 +242,19 @@ class BootEnv:
     @property
     def flags(self) -> str:
         return ("A" if self.active else "") + ("C" if self.running else "")
+
+
+def human_size(n: int) -> str:
+    """Bytes the way `zfs list` prints them: 512, 12K, 1.50M, 12.3G."""
+    if n < 1024:
+        return f"{n}B" if n else "0B"
+    value = float(n)
+    for unit in "KMGTPE":
+        value /= 1024
+        if value < 1024 or unit == "E":
+            if value < 10:
+                return f"{value:.2f}".rstrip("0").rstrip(".") + unit
+            if value < 100:
+                return f"{value:.1f}".rstrip("0").rstrip(".") + unit
+            return f"{value:.0f}{unit}"
+    raise AssertionError("unreachable")

@@ -32,6 +32,7 @@ class Kind:
     MARK = "mark"  # set the BE's org.bootenv:state
     PROMOTE = "promote"
     SET_BOOTFS = "set-bootfs"  # the pool's bootfs: what boots next
+    BOOT_MOUNT = "boot-mount"  # which BE's boot half a boot mounts at /boot (canmount)
     SWITCH = "switch"  # the driver's one-shot: the next boot only
     BOOTLOADER = "bootloader"  # the driver follows (default, boot menu)
     UNMOUNT = "unmount"

@@ -17,6 +17,9 @@ when they name a BE that is gone. Found, in the plan's order:
 - a BE `pending` (its create, or the apt run in a sandbox clone, never
   finished): discarded; a BE `destroying`: its destroy is finished (both
   are destroy plans: dependants are promoted, nothing else is lost);
+- where /boot is paired (bpool/BOOT/NAME): a boot half whose paired
+  rename was interrupted is renamed after its BE; the boot halves'
+  canmount made to match the next boot (only its half mounts at boot);
 - bootenv's snapshots no clone depends on and nobody holds (a create
   killed after its snapshot, a destroy killed before its origin went),
   except those `bootenv send` sent whole (org.bootenv:sent: bases of
@@ -50,6 +53,7 @@ from .model import (
 )
 from .plan import Kind, Plan
 from .trial import ROOT_PROPS, TRIAL_PROPS
+from .zfs.base import parent_of
 
 
 
@@ -86,6 +90,8 @@ def repair(engine: Engine, lock_text: Optional[str] = None) -> Report:
         report.found.append(f"a {engine.bootloader.name} boot entry for {name}, which does not exist")
         report.plan.add(f"remove the {engine.bootloader.name} boot entry of {name}", lambda n=name: engine.bootloader.post_destroy(n), kind=Kind.BOOTLOADER)
     doomed = _broken_bes(engine, scan, report, bes)
+    _lone_boot_halves(engine, scan, report, bes)
+    _boot_mounts(engine, scan, report)
     _stray_snapshots(engine, scan, report, doomed)
     _explain(engine, scan, report, bes, lock_text)
     root = scan.datasets.get(engine.be_root)
@@ -157,7 +163,40 @@ def _broken_bes(engine: Engine, scan: Scan, report: Report, bes: dict) -> set[st
     # Its record of the operation is repair's own (set first, cleared last).
     report.plan.steps += [s for s in sub.steps if PROP_OPERATION not in s.text]
     report.plan.notes += sub.notes
-    return {ds for name in broken for ds in scan.tree(engine.dataset_of(name))}
+    return {ds for name in broken for ds in scan.members(engine.dataset_of(name))}
+
+
+def _lone_boot_halves(engine: Engine, scan: Scan, report: Report, bes: dict) -> None:
+    """Boot halves (bpool/BOOT/X) with no BE X. A paired rename killed
+    between its two renames (recorded as 'rename OLD NEW') is finished;
+    any other is named and left alone (bootenv may not have made it)."""
+    if not engine.boot_root:
+        return
+    root = scan.datasets.get(engine.be_root)
+    operation = (root.user(PROP_OPERATION) if root is not None else None) or ""
+    verb, _, names = operation.partition(" ")
+    old, _, new = names.partition(" ")
+    for ds in scan.datasets.values():
+        if ds.is_snapshot or parent_of(ds.name) != engine.boot_root or ds.name.rsplit("/", 1)[1] in bes:
+            continue
+        name = ds.name.rsplit("/", 1)[1]
+        if verb == "rename" and name == old and new in bes and not bes[new].boot:
+            report.found.append(f"{ds.name}: the boot half of {new}, whose rename from {old} was interrupted")
+            report.plan.add(f"rename {ds.name} to {engine.counterpart(ds.name, new)}", lambda d=ds.name: engine.zfs.rename(d, engine.counterpart(d, new)), kind=Kind.RENAME)
+        else:
+            report.explained.append(f"{ds.name} has no boot environment {name} under {engine.be_root}: left alone (destroy it with zfs destroy if it is not needed)")
+
+
+def _boot_mounts(engine: Engine, scan: Scan, report: Report) -> None:
+    """Where /boot is paired: the boot half a boot mounts (canmount=on) is
+    the next boot's, and only it (an activate killed between its
+    canmount changes leaves none or two)."""
+    if not engine.boot_root or not scan.bootfs or scan.bootfs not in scan.datasets:
+        return
+    before = len(report.plan.steps)
+    engine.plan_boot_mount(report.plan, scan, scan.bootfs)
+    if len(report.plan.steps) > before:
+        report.found.append(f"the boot halves mounted at /boot at boot (canmount=on) are not {engine.name_of(scan.bootfs)}'s alone")
 
 
 def _stray_snapshots(engine: Engine, scan: Scan, report: Report, doomed: set[str]) -> None:

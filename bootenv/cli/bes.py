@@ -32,7 +32,8 @@ def list_cmd(
         reclaim = engine.reclaim_alone(scan)
     else:
         bes = engine.list()
-    context.print_bes(bes, scripted=scripted, as_json=as_json, columns=columns, reclaim=reclaim)
+    space = engine.boot_pool_space() if not (scripted or as_json) else None
+    context.print_bes(bes, scripted=scripted, as_json=as_json, columns=columns, reclaim=reclaim, boot_pool=space)
     context.residue_hint(engine)
 
 

@@ -238,11 +238,12 @@ def say(line: str) -> None:
 
 
 def format_bes(bes: list, *, scripted: bool = False, as_json: bool = False, columns: Optional[str] = None,
-               reclaim=None) -> Optional[str]:
+               reclaim=None, boot_pool=None) -> Optional[str]:
     """BEs as `list` prints them: a table, -H lines, or JSON (output.py;
     tabulate only for a table of non-ASCII text); `columns`: -o's comma
-    list. None when there is nothing to print (-H of no BEs). Raise
-    ValueError for an unknown column."""
+    list; `boot_pool`: Engine.boot_pool_space() for the table's note. None
+    when there is nothing to print (-H of no BEs). Raise ValueError for
+    an unknown column."""
     from . import output
 
     chosen = output.parse_columns(columns) if columns else None
@@ -251,17 +252,17 @@ def format_bes(bes: list, *, scripted: bool = False, as_json: bool = False, colu
     if scripted:
         return output.tab_separated(bes, chosen or output.SCRIPTED, reclaim) if bes else None
     text = output.table(bes, chosen or output.DEFAULT, reclaim)
-    note = output.encryption_note(bes)
-    return f"{text}\n{note}" if note else text
+    notes = [n for n in (output.encryption_note(bes), output.boot_pool_note(bes, boot_pool)) if n]
+    return "\n".join([text, *notes])
 
 
 def print_bes(bes: list, *, scripted: bool = False, as_json: bool = False, columns: Optional[str] = None,
-              reclaim=None) -> None:
+              reclaim=None, boot_pool=None) -> None:
     """Print BEs as `list` does (format_bes)."""
     import click
 
     try:
-        text = format_bes(bes, scripted=scripted, as_json=as_json, columns=columns, reclaim=reclaim)
+        text = format_bes(bes, scripted=scripted, as_json=as_json, columns=columns, reclaim=reclaim, boot_pool=boot_pool)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if text is not None:

@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Iterable
 
-from ..model import BootEnv
+from ..model import BootEnv, human_size  # noqa: F401  (human_size: re-exported)
 
 COLUMNS = ("A", "C", "#", "NAME", "TITLE", "CREATED", "USED")
 # -o/--columns: every column `list` can show, by the name -o takes.
@@ -87,25 +87,22 @@ def encryption_note(bes: list[BootEnv]) -> str | None:
             "a checkpoint is a clone under the same root: no new key, the same passphrase at boot")
 
 
+def boot_pool_note(bes: list[BootEnv], space) -> str | None:
+    """The line under the table where /boot is paired: the boot pool's
+    free space (it is small, and every checkpoint keeps its kernels)."""
+    paired = [be for be in bes if be.boot]
+    if not paired:
+        return None
+    unpaired = [be.name for be in bes if not be.boot]
+    missing = f"; no boot half: {', '.join(unpaired)}" if unpaired else ""
+    where = paired[0].boot[0].rsplit("/", 1)[0]
+    free = f": {human_size(space[1])} free of {human_size(space[2])}" if space else ""
+    return f"boot pool{free}; each BE's /boot is {where}/NAME (its space is in USED){missing}"
+
+
 def _sanitized(text: str) -> str:
     """A text field for -H: tabs and control characters become spaces."""
     return "".join(ch if ch.isprintable() and ch != "\t" else " " for ch in text)
-
-
-def human_size(n: int) -> str:
-    """Bytes the way `zfs list` prints them: 512, 12K, 1.50M, 12.3G."""
-    if n < 1024:
-        return f"{n}B" if n else "0B"
-    value = float(n)
-    for unit in "KMGTPE":
-        value /= 1024
-        if value < 1024 or unit == "E":
-            if value < 10:
-                return f"{value:.2f}".rstrip("0").rstrip(".") + unit
-            if value < 100:
-                return f"{value:.1f}".rstrip("0").rstrip(".") + unit
-            return f"{value:.0f}{unit}"
-    raise AssertionError("unreachable")
 
 
 def human_time(epoch: int | None) -> str:
@@ -168,7 +165,8 @@ def as_dict(be: BootEnv) -> dict:
         "command": be.command,
         "state": be.state,
         "mounted": be.mounted,
-        "datasets": [be.dataset, *be.children],
+        "datasets": list(be.datasets),
+        "boot_dataset": be.boot_dataset,
         "generation": be.generation,
         "keep": be.keep,
         "encrypted": be.encrypted,

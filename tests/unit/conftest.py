@@ -81,6 +81,7 @@ def cli_env(state, tmp_path, *, health: bool = False) -> dict:
         "BOOTENV_BOOTLOADER": f"recording:{tmp_path / 'boot.log'}",
         "BOOTENV_BE_ROOT": None,
         "BOOTENV_RUNNING": None,
+        "BOOTENV_BOOT_ROOT": None,
     }
     if health:
         (tmp_path / "health.d").mkdir(exist_ok=True)

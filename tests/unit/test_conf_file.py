@@ -30,6 +30,7 @@ def test_every_setting_at_its_default(tmp_path, monkeypatch):
     # the keys bootenv reads (boot/factory.configured, retention.Policy.from_settings)
     assert settings == {
         "bootloader": "auto",
+        "boot_root": "auto",
         "keep_auto": "10",
         "keep_age": "0",
         "keep_min": "3",
