@@ -184,7 +184,7 @@ class Engine:
         self.boot_root = self._find_boot_root(boot_root)
         self.boot_pool = pool_of(self.boot_root) if self.boot_root else None
         self.last_scan: Optional[Scan] = None  # the newest listing (scan)
-        self.bootloader.bind(self.zfs, self.be_root, self.running_dataset)
+        self.bootloader.bind(self.zfs, self.be_root, self.running_dataset, self.boot_root)
 
     def _find_boot_root(self, given: Optional[str]) -> Optional[str]:
         """Where the BEs' boot halves live: `given` (BOOTENV_BOOT_ROOT, or
@@ -646,16 +646,18 @@ class Engine:
         return list(groups.values())
 
     def _check_boot_pool_room(self, scan: Scan, boot_top: str, name: str) -> None:
-        """Refuse a checkpoint on a boot pool with less free space than the
-        source's /boot holds (zsys #231): the checkpoint keeps today's
-        kernels and initramfs while the next kernel upgrade writes new
-        ones, and a full boot pool fails that upgrade halfway."""
+        """Refuse a checkpoint on a boot pool with less space available
+        than the source's /boot holds (zsys #231): the checkpoint keeps
+        today's kernels and initramfs while the next kernel upgrade writes
+        new ones, and a full boot pool fails that upgrade halfway. The boot
+        half's `available`, not the pool's `free`: that counts the slop
+        space OpenZFS keeps back (128 MiB of a 2G bpool, half of a small one)."""
         assert self.boot_pool
-        free = _int(self.zfs.pool_get(self.boot_pool, "free"))
+        free = _int(self.zfs.get_props(boot_top, ["available"]).get("available"))
         needs = scan.datasets[boot_top].number("referenced")
         if free is not None and free < needs:
             raise Refused(
-                f"cannot create {name}: boot pool {self.boot_pool} has {human_size(free)} free, less than the "
+                f"cannot create {name}: boot pool {self.boot_pool} has {human_size(free)} available, less than the "
                 f"{human_size(needs)} /boot holds ({boot_top}): a checkpoint keeps today's kernels, so the next kernel "
                 f"upgrade would fill it; destroy old boot environments first (bootenv prune, bootenv destroy)"
             )
@@ -1337,12 +1339,14 @@ class Engine:
         return rollback_notes(running, target, why)
 
     def boot_pool_space(self) -> Optional[tuple[str, int, int]]:
-        """Where /boot is paired: (boot pool, free bytes, size bytes), for
-        `list` (a boot pool is small: zsys #231). None otherwise or unknown."""
-        if not self.boot_pool:
+        """Where /boot is paired: (boot pool, bytes available to its
+        datasets, pool size), for `list` (a boot pool is small: zsys #231).
+        None otherwise or unknown."""
+        if not self.boot_pool or not self.boot_root:
             return None
-        size, free = _int(self.zfs.pool_get(self.boot_pool, "size")), _int(self.zfs.pool_get(self.boot_pool, "free"))
-        return (self.boot_pool, free, size) if size and free is not None else None
+        size = _int(self.zfs.pool_get(self.boot_pool, "size"))
+        available = _int(self.zfs.get_props(self.boot_root, ["available"]).get("available"))
+        return (self.boot_pool, available, size) if size and available is not None else None
 
     def free_percent(self) -> Optional[float]:
         """The pool's free space in percent of its size (None if unknown)."""

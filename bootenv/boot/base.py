@@ -44,6 +44,7 @@ class Bootloader:
         self.zfs: Any = None
         self.be_root: Optional[str] = None
         self.running: Optional[str] = None
+        self.boot_root: Optional[str] = None
 
     @property
     def oneshot_expires(self) -> bool:
@@ -51,12 +52,14 @@ class Bootloader:
         (so a trial BE that never reaches userspace is still booted once)."""
         return False
 
-    def bind(self, zfs: Any, be_root: str, running: Optional[str]) -> None:
-        """The engine hands the driver its ZFS backend, BE root and running
-        dataset (drivers that keep per-BE properties need them)."""
+    def bind(self, zfs: Any, be_root: str, running: Optional[str], boot_root: Optional[str] = None) -> None:
+        """The engine hands the driver its ZFS backend, BE root, running
+        dataset (drivers that keep per-BE properties need them) and boot
+        root (where /boot is paired: each BE's own bpool/BOOT/NAME)."""
         self.zfs = zfs
         self.be_root = be_root
         self.running = running
+        self.boot_root = boot_root
 
     def path(self, mountpoint: Optional[str], *parts: str) -> str:
         """A path inside a BE mounted at `mountpoint` ('/' is the running

@@ -209,7 +209,7 @@ class GrubBootloader(Bootloader):
             )
 
     def mid_activate(self, be: BootEnv, mountpoint: Optional[str]) -> None:
-        layout = probe_boot(self.runner, self.root, self.running)
+        layout = probe_boot(self.runner, self.root, self.running, self.boot_root)
         check_kernel(be.name, self.path(mountpoint), layout, self.path("/", "boot"))
 
     def post_activate(self, be: BootEnv) -> None:

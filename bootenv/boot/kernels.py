@@ -98,16 +98,21 @@ class BootLayout:
     shared: bool
     fstype: Optional[str] = None
     source: Optional[str] = None
+    paired: bool = False  # /boot is the BE's own half on a boot pool (bpool/BOOT/NAME)
 
     def describe(self) -> str:
+        if self.paired:
+            return f"/boot is each boot environment's own dataset on the boot pool (running: {self.source})"
         if not self.shared:
             return "/boot is inside the boot environment"
         return f"/boot is a separate {self.fstype or ''} filesystem ({self.source}) shared by every boot environment".replace("  ", " ")
 
 
-def probe_boot(runner: Runner, root: str, be_dataset: Optional[str]) -> BootLayout:
+def probe_boot(runner: Runner, root: str, be_dataset: Optional[str], boot_root: Optional[str] = None) -> BootLayout:
     """Given the running system's root, say whether its /boot is a separate
-    mount outside the running BE (`findmnt --mountpoint /boot`)."""
+    mount outside the running BE (`findmnt --mountpoint /boot`); with the
+    engine's `boot_root`, a /boot from it is the BE's own (paired: each BE
+    is mounted with its own boot half at /boot)."""
     target = os.path.join(root, "boot")
     try:
         out = runner.run(["findmnt", "-n", "-o", "FSTYPE,SOURCE", "--mountpoint", target], check=False).stdout
@@ -120,6 +125,8 @@ def probe_boot(runner: Runner, root: str, be_dataset: Optional[str]) -> BootLayo
     source = source.strip()
     if fstype == "zfs" and be_dataset and (source == be_dataset or source.startswith(be_dataset + "/")):
         return BootLayout(False, fstype, source)
+    if fstype == "zfs" and boot_root and source.startswith(boot_root + "/"):
+        return BootLayout(False, fstype, source, paired=True)
     return BootLayout(True, fstype, source)
 
 

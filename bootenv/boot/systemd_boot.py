@@ -206,7 +206,7 @@ class SystemdBootBootloader(Bootloader):
     # ------------------------------------------------------------ phases
 
     def mid_activate(self, be: BootEnv, mountpoint: Optional[str]) -> None:
-        layout = probe_boot(self.runner, self.root, self.running)
+        layout = probe_boot(self.runner, self.root, self.running, self.boot_root)
         shared = self.path("/", "boot")
         version = check_kernel(be.name, self.path(mountpoint), layout, shared)
         boot_dir = shared if layout.shared else self.path(mountpoint, "boot")

@@ -19,7 +19,7 @@ def list_cmd(
     ctx: typer.Context,
     scripted: bool = typer.Option(False, "-H", help="Scripted output: no header, tab-separated, raw numbers."),
     as_json: bool = typer.Option(False, "--json", help="JSON output."),
-    columns: Optional[str] = typer.Option(None, "-o", "--columns", metavar="COLS", help="Columns, comma-separated: active,running,gen,name,title,created,used,reclaim,kind,state,origin,keep,referenced,dataset,kernels (reclaim lists snapshots too)."),
+    columns: Optional[str] = typer.Option(None, "-o", "--columns", metavar="COLS", help="Columns, comma-separated: active,running,gen,name,title,created,used,reclaim,kind,state,origin,keep,referenced,dataset,boot,kernels,encryption (reclaim lists snapshots too)."),
 ) -> None:
     """List boot environments (A: boots next, C: running now, #: generation)."""
     if scripted and as_json:

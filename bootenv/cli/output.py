@@ -11,13 +11,13 @@ from ..model import BootEnv, human_size  # noqa: F401  (human_size: re-exported)
 
 COLUMNS = ("A", "C", "#", "NAME", "TITLE", "CREATED", "USED")
 # -o/--columns: every column `list` can show, by the name -o takes.
-# referenced, dataset and kernels are what 42_bootenv asks for (-H -o).
+# referenced, dataset, boot and kernels are what 42_bootenv asks for (-H -o).
 ALL_COLUMNS = ("active", "running", "gen", "name", "title", "created", "used", "reclaim", "kind", "state", "origin",
-               "keep", "referenced", "dataset", "kernels", "encryption")
+               "keep", "referenced", "dataset", "boot", "kernels", "encryption")
 HEADERS = {
     "active": "A", "running": "C", "gen": "#", "name": "NAME", "title": "TITLE", "created": "CREATED",
     "used": "USED", "reclaim": "RECLAIM", "kind": "KIND", "state": "STATE", "origin": "ORIGIN", "keep": "KEEP",
-    "referenced": "REFER", "dataset": "DATASET", "kernels": "KERNELS", "encryption": "ENCRYPTION",
+    "referenced": "REFER", "dataset": "DATASET", "boot": "BOOT", "kernels": "KERNELS", "encryption": "ENCRYPTION",
 }
 DEFAULT = ("active", "running", "gen", "name", "title", "created", "used")
 # -H without -o: the columns it always had, in their order, then the new ones.
@@ -65,6 +65,8 @@ def cell(be: BootEnv, column: str, *, scripted: bool, reclaim=None) -> str:
         return str(be.referenced) if scripted else human_size(be.referenced)
     if column == "dataset":
         return be.dataset
+    if column == "boot":
+        return be.boot_dataset or "-"
     if column == "kernels":
         return be.kernels or "-"
     if column == "encryption":
@@ -96,7 +98,7 @@ def boot_pool_note(bes: list[BootEnv], space) -> str | None:
     unpaired = [be.name for be in bes if not be.boot]
     missing = f"; no boot half: {', '.join(unpaired)}" if unpaired else ""
     where = paired[0].boot[0].rsplit("/", 1)[0]
-    free = f": {human_size(space[1])} free of {human_size(space[2])}" if space else ""
+    free = f": {human_size(space[1])} available of {human_size(space[2])}" if space else ""
     return f"boot pool{free}; each BE's /boot is {where}/NAME (its space is in USED){missing}"
 
 

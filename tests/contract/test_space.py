@@ -66,3 +66,20 @@ def test_clone_starts_empty_and_promote_moves_the_charge(zenv):
     assert approx(rows[a].number("used"), 2 * MiB)
     assert approx(rows[a].number("referenced"), 6 * MiB)
     assert approx(rows[f"{c}@s"].number("referenced"), 4 * MiB)
+
+
+def test_available_falls_with_writes_and_keeps_the_slop_back(zenv):
+    """`available` (what bootenv's boot-pool check reads) falls by what is
+    written, and stays below the pool's `free` by the slop space OpenZFS
+    keeps back (at least 128 MiB, or half of a smaller pool): the pool's
+    `free` overstates what a kernel upgrade can write."""
+    a = f"{zenv.root}/a"
+    zenv.create(a)
+    zenv.sync()
+    before = int(zenv.zfs.get_props(a, ["available"])["available"])
+    zenv.write(a, 8 * MiB)
+    zenv.sync()
+    after = int(zenv.zfs.get_props(a, ["available"])["available"])
+    assert approx(before - after, 8 * MiB)
+    free, size = int(zenv.zfs.pool_get(zenv.pool, "free")), int(zenv.zfs.pool_get(zenv.pool, "size"))
+    assert free - after >= min(size // 2, 128 * MiB) * 0.9, (free, after, size)

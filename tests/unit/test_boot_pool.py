@@ -209,7 +209,7 @@ def test_mount_puts_the_boot_half_at_boot(guide, tmp_path):
 def test_a_checkpoint_that_would_fill_the_boot_pool_is_refused(clock, boot, tmp_path):
     z = FakeZfs(clock=clock, strict=True)
     guide_layout(z)
-    add_boot_pool(z, "debian", size_mib=400, kernels_mib=120)
+    add_boot_pool(z, "debian", size_mib=520, kernels_mib=120)  # 392M available (slop 128M)
     engine = Engine(z, boot, clock=clock, mount_base=str(tmp_path / "mnt"))
     engine.plan_create("ck1").execute()
     z.delete(f"{BOOT}/debian", 120 * MiB)  # a kernel upgrade: the old kernels stay in ck1's snapshot
@@ -218,9 +218,11 @@ def test_a_checkpoint_that_would_fill_the_boot_pool_is_refused(clock, boot, tmp_
     z.delete(f"{BOOT}/debian", 120 * MiB)
     z.write(f"{BOOT}/debian", 120 * MiB)
     before = everything(z, "rpool"), everything(z, "bpool")
-    with pytest.raises(Refused, match=r"boot pool bpool has .* free, less than the 120M /boot holds .*bootenv prune"):
+    with pytest.raises(Refused, match=r"boot pool bpool has 32M available, less than the 120M /boot holds .*bootenv prune"):
         engine.plan_create("ck3")
     assert (everything(z, "rpool"), everything(z, "bpool")) == before
+    with pytest.raises(NoSpace):  # what the refusal spares: the next kernel upgrade would not fit
+        z.write(f"{BOOT}/debian", 120 * MiB)
 
 
 def test_repair_gives_boot_at_boot_to_the_next_boot_alone(guide):
@@ -274,7 +276,7 @@ def test_list_shows_one_row_per_be_with_the_boot_pool(guide, tmp_path):
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()
     assert sum(" debian " in f" {line} " for line in lines) == 1 and sum(" ck " in f" {line} " for line in lines) == 1
-    assert any(line.startswith("boot pool: ") and "free of 1G" in line and f"{BOOT}/NAME" in line for line in lines), out.output
+    assert any(line.startswith("boot pool: ") and "available of 1G" in line and f"{BOOT}/NAME" in line for line in lines), out.output
     data = json.loads(runner.invoke(cli.app, ["list", "--json"], env=env).output)
     ck = next(b for b in data if b["name"] == "ck")
     assert ck["boot_dataset"] == f"{BOOT}/ck"

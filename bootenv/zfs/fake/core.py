@@ -152,7 +152,7 @@ class FakeZfs(MountsMixin, ListingMixin, FakeState):
         fs = self._get_fs(name)
         if nbytes <= 0:
             raise ValueError("nbytes must be positive")
-        if self._allocated(fs.pool) + nbytes > fs.pool.size:
+        if self._allocated(fs.pool) + nbytes > fs.pool.size - fs.pool.slop:
             raise NoSpace(f"out of space in pool {fs.pool.name}", name)
         self._add_block(fs, nbytes)
 
@@ -474,6 +474,8 @@ class FakeZfs(MountsMixin, ListingMixin, FakeState):
                 value = self._user_prop(obj, p)
             elif p in ("name", "guid"):
                 value = obj.name if p == "name" else obj.id
+            elif p == "available":  # the pool's: no quotas or reservations in the fake
+                value = 0 if isinstance(obj, Snap) else max(0, obj.pool.size - obj.pool.slop - self._allocated(obj.pool))
             elif isinstance(obj, Snap) and p in ("clones", "userrefs"):
                 value = ",".join(sorted(c.name for c in obj.clones)) if p == "clones" else len(obj.holds)
             elif p in ROW_PROPS or p == "encryption":

@@ -106,6 +106,7 @@ READONLY_NATIVE = frozenset(
         "userrefs",
         "encryptionroot",
         "keystatus",
+        "available",
     }
 )
 SETTABLE_NATIVE = frozenset({"mountpoint", "canmount"} | set(INHERITED_DEFAULTS))

@@ -46,6 +46,14 @@ class Pool:
         self.size = size
         self.allocated = 0
 
+    @property
+    def slop(self) -> int:
+        """The space OpenZFS keeps back from datasets (spa_get_slop_space):
+        1/32 of the pool, at least 128 MiB (at most half the pool), at most
+        128 GiB. `zpool get free` counts it, `available` and writes do not."""
+        mib = 1024 * 1024
+        return max(min(self.size >> 5, 128 * 1024 * mib), min(self.size >> 1, 128 * mib))
+
 
 @dataclass(eq=False)
 class Snap:

@@ -337,3 +337,38 @@ def test_first_entry_root_reads_only_what_grub_would_boot(tmp_path, change, expe
     cfg.write_text(change(GRUB_CFG))
     assert first_entry_root(str(cfg), "rpool/ROOT") == expected
     assert first_entry_root(str(tmp_path / "missing.cfg"), "rpool/ROOT") is None
+
+
+def test_paired_boot_rolls_back_to_the_old_kernel_after_autoremove(clock, mnt, sysroot, monkeypatch):
+    """/boot is bpool/BOOT/debian (the OpenZFS guides): the checkpoint's own
+    boot half keeps the old kernel that `apt autoremove` took from the
+    running /boot, so activating it is allowed (with /boot seen as shared,
+    the same rollback is refused: no kernel there it has modules for)."""
+    from bootenv.zfs.fake import FakeZfs, MiB
+
+    from ..test_boot_pool import add_boot_pool
+    from ..conftest import build_system
+
+    zfs = FakeZfs(clock=clock, strict=True)
+    build_system(zfs)
+    add_boot_pool(zfs, "debian", kernels_mib=64)
+    boot = str(sysroot / "boot")
+    driver, _ = grub(sysroot, extra={boot: ("zfs", "bpool/BOOT/debian")})
+    engine = engine_with(zfs, driver, clock, mnt)
+    assert engine.boot_root == "bpool/BOOT"
+    engine.plan_create("before").execute()
+    # the kernel upgrade and autoremove, in the running system
+    os.unlink(os.path.join(boot, "vmlinuz-6.1.0-28-amd64"))
+    make_tree(sysroot, kernels=["6.1.0-30-amd64"], modules=["6.1.0-30-amd64"])
+    zfs.write("bpool/BOOT/debian", MiB)
+    # the checkpoint, as its mount shows it: its own /boot (the boot half) and modules
+    make_tree(mnt / "before", kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
+    engine.plan_activate("before").execute()
+    assert zfs.pool_get("rpool", "bootfs") == "rpool/ROOT/before"
+    assert zfs.get_props("bpool/BOOT/before", ["canmount"])["canmount"] == "on"
+    # the same machine with pairing off: /boot is shared, and the rollback refused
+    engine.plan_activate("debian").execute()
+    monkeypatch.setenv("BOOTENV_BOOT_ROOT", "none")
+    unpaired = engine_with(zfs, grub(sysroot, extra={boot: ("zfs", "bpool/BOOT/debian")})[0], clock, mnt)
+    with pytest.raises(Refused, match=r"shared by every boot environment and holds kernel 6.1.0-30-amd64, but before has modules only for: 6.1.0-28-amd64"):
+        unpaired.plan_activate("before").execute()

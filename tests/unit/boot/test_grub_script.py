@@ -21,7 +21,7 @@ prepare_grub_to_access_device() { echo "insmod zfs"; echo "search --no-floppy --
 make_system_path_relative_to_its_root() { echo "/"; }
 """
 
-FIELDS = "active,running,name,title,dataset,referenced,kernels"
+FIELDS = "active,running,name,title,dataset,referenced,boot,kernels"
 FAKE_BOOTENV = f'#!/bin/sh\n[ "$*" = "list -H -o {FIELDS}" ] || exit 2\ncat "$FAKE/list"\n'
 FAKE_ZFS = r'''#!/bin/sh
 case "$*" in
@@ -38,7 +38,10 @@ FAKE_MOUNT = r'''#!/bin/sh
 # mount -t zfs -o ro,zfsutil DATASET DIR
 [ "$1 $2 $3 $4" = "-t zfs -o ro,zfsutil" ] || exit 2
 echo "$5" >> "$FAKE/mounts"
-cp -R "$FAKE/bes/${5##*/}/." "$6/"
+case "$5" in
+  */BOOT/*) cp -R "$FAKE/boots/${5##*/}/." "$6/" ;;
+  *) cp -R "$FAKE/bes/${5##*/}/." "$6/" ;;
+esac
 '''
 FAKE_UMOUNT = '#!/bin/sh\nfind "$1" -mindepth 1 -delete\n'
 
@@ -67,17 +70,31 @@ class Setup:
             (self.bin / name).chmod(0o755)
         self.rows: list[str] = []
 
-    def be(self, name, *, running=False, active=False, title=None, kernels=(), modules=(), referenced=1000, record=None):
+    def be(self, name, *, running=False, active=False, title=None, kernels=(), modules=(), referenced=1000, record=None,
+           paired=False):
         """A BE as `bootenv list -H -o FIELDS` prints it (the title with
         control characters as spaces); `record` its org.bootenv:kernels
-        ("auto": what bootenv records for its tree, kernels.boot_record)."""
+        ("auto": what bootenv records for its tree, kernels.boot_record);
+        `paired`: its kernels are in its own boot half bpool/BOOT/NAME."""
         shown = "".join(" " if not c.isprintable() or c == "\t" else c for c in title) if title else "-"
         path = self.sysroot if running else self.fake / "bes" / name
-        tree(path, kernels, modules)
+        tree(path, () if paired and not running else kernels, modules)
+        if paired and not running:
+            tree(self.fake / "boots" / name / "x", kernels)  # the boot half's files at its root
+            for f in (self.fake / "boots" / name / "x" / "boot").iterdir():
+                f.rename(self.fake / "boots" / name / f.name)
+            shutil.rmtree(self.fake / "boots" / name / "x")
         if record == "auto":
-            record = boot_record(str(path), referenced)
+            if paired and not running:
+                shutil.copytree(self.fake / "boots" / name, path / "boot", dirs_exist_ok=True)
+                record = boot_record(str(path), referenced)
+                shutil.rmtree(path / "boot")
+                (path / "boot").mkdir()
+            else:
+                record = boot_record(str(path), referenced)
         self.rows.append("\t".join([
-            "A" if active else "-", "C" if running else "-", name, shown, f"rpool/ROOT/{name}", str(referenced), record or "-",
+            "A" if active else "-", "C" if running else "-", name, shown, f"rpool/ROOT/{name}", str(referenced),
+            f"bpool/BOOT/{name}" if paired else "-", record or "-",
         ]))
 
     @property
@@ -299,3 +316,23 @@ def test_plain_titles_start_no_process_per_be(setup, tmp_path):
     cfg = setup.run("dash" if "dash" in SHELLS else "bash")
     assert len(entries(cfg)) == 21
     assert len(log.read_text().splitlines()) < 10, log.read_text()  # the set-up, not one per BE
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_paired_boot_entries_load_each_bes_own_boot_half(setup, shell):
+    """/boot is bpool/BOOT/debian (the OpenZFS guides), paired by bootenv:
+    every entry loads the kernel of its BE's own boot half, reached on the
+    boot pool's device as /BOOT/NAME@/; a BE without a record is looked
+    into with its boot half mounted at its /boot."""
+    (setup.fake / "bootmount").write_text("zfs bpool/BOOT/debian\n")
+    setup.be("debian", running=True, kernels=["6.1.0-30-amd64"], modules=["6.1.0-30-amd64"], paired=True)
+    setup.be("before", kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"], paired=True)
+    setup.be("known", kernels=["6.1.0-9-amd64"], modules=["6.1.0-9-amd64"], paired=True, record="auto")
+    cfg = setup.run(shell)
+    assert "\tlinux /BOOT/debian@/vmlinuz-6.1.0-30-amd64 root=ZFS=rpool/ROOT/debian ro  quiet" in cfg
+    assert "\tlinux /BOOT/before@/vmlinuz-6.1.0-28-amd64 root=ZFS=rpool/ROOT/before ro  quiet" in cfg
+    assert "\tinitrd /BOOT/before@/initrd.img-6.1.0-28-amd64" in cfg
+    assert "\tlinux /BOOT/known@/vmlinuz-6.1.0-9-amd64 root=ZFS=rpool/ROOT/known ro  quiet" in cfg
+    assert "search --no-floppy --fs-uuid --set=root 0123abcd # /dev/vda3" in cfg  # GRUB_DEVICE_BOOT: the boot pool
+    assert setup.mounts == ["rpool/ROOT/before", "bpool/BOOT/before"]  # known has its record: no mount
+    assert [s.split()[1].split("=")[0] for s in setup.sets] == ["org.bootenv:kernels"]
