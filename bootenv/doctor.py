@@ -34,7 +34,7 @@ from typing import Iterable, Optional
 from .boot.kernels import kernel_versions, parse_boot_record, version_key
 from .engine import Engine
 from .errors import BootenvError
-from .model import STATE_COMPLETE, BootEnv
+from .model import STATE_COMPLETE, BootEnv, human_size
 from .zfs.base import ZfsError
 
 OK, NOTE, WARN, FAIL = "ok", "note", "warn", "fail"
@@ -128,6 +128,7 @@ class Doctor:
         self.bootloader = bootloader
         self.root = root
         self.findings: list[Finding] = []
+        self.paired = False  # /boot is the running BE's boot half (diagnose finds out)
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.root, *[p.lstrip("/") for p in parts])
@@ -145,8 +146,10 @@ class Doctor:
         props = self._running_props(running)
         boot = mount_of(self.mounts, "/boot")
         boot_pool = boot[1].split("/", 1)[0] if boot and boot[0] == "zfs" and running and not _in_tree(boot[1], running.dataset) else None
+        self.paired = bool(boot_pool and engine.boot_root and boot[1].startswith(engine.boot_root + "/"))
         facts = {
             "BE root": engine.be_root,
+            "boot root": engine.boot_root,
             "running BE": running.dataset if running else None,
             "pool bootfs": scan.bootfs,
             "next boot": scan.next_boot,
@@ -155,13 +158,13 @@ class Doctor:
             "GRUB directory": self._describe_holder("/boot/grub", running) if self.bootloader == "grub" else None,
             "ESP": self._esp(),
             "encryption": self._encryption_text(props),
-            "BE datasets": list(scan.tree(running.dataset)) if running else [],
+            "BE datasets": list(scan.members(running.dataset)) if running else [],
             "shared datasets": self._shared(running),
         }
         zsys = props.get(ZSYS_BOOTFS_DATASETS)
         if zsys:
             facts["zsys bootfs-datasets"] = zsys
-        layout = self._layout_name(boot, boot_pool, zsys, props)
+        layout = self._layout_name(boot, boot_pool, zsys, props, self.paired)
 
         self.check_next_boot(scan.next_boot, bes)
         self.check_boot(boot, running, boot_pool)
@@ -199,6 +202,8 @@ class Doctor:
         fstype, source = m
         if fstype == "zfs" and running and _in_tree(source, running.dataset):
             return f"{source} (zfs, part of the BE)"
+        if fstype == "zfs" and self.engine.boot_root and source.startswith(self.engine.boot_root + "/"):
+            return f"{source} (zfs, the BE's own boot half: each BE has its {self.engine.boot_root}/NAME)"
         return f"{source} ({fstype}, shared by every BE)"
 
     def _describe_holder(self, path: str, running: Optional[BootEnv]) -> str:
@@ -237,17 +242,21 @@ class Doctor:
                 continue
             if source.startswith(self.engine.be_root + "/"):
                 continue  # another BE mounted by `bootenv mount`: not shared data
+            if self.engine.boot_root and source.startswith(self.engine.boot_root + "/"):
+                continue  # a BE's boot half (the running one's /boot, or one `bootenv mount` made)
             entry = f"{source} ({mountpoint})"
             if entry not in out:
                 out.append(entry)
         return out
 
     @staticmethod
-    def _layout_name(boot, boot_pool, zsys, props) -> str:
+    def _layout_name(boot, boot_pool, zsys, props, paired=False) -> str:
         parts = []
         if zsys:
             parts.append("Ubuntu installer (zsys)")
-        if boot_pool:
+        if boot_pool and paired:
+            parts.append(f"boot pool {boot_pool} for /boot, one boot half per BE")
+        elif boot_pool:
             parts.append(f"boot pool {boot_pool} for /boot")
         elif boot is None:
             parts.append("single pool, /boot inside the BE")
@@ -290,7 +299,13 @@ class Doctor:
                          "install a kernel package (apt install linux-image-amd64)")
             return
         fstype, source = boot
-        if boot_pool:
+        if self.paired:
+            space = self.engine.boot_pool_space()
+            room = f"; {human_size(space[1])} available of {human_size(space[2])}" if space else ""
+            self.add("/boot", OK,
+                     f"{source} on boot pool {boot_pool}, paired with the BE: every checkpoint clones it, so each BE keeps "
+                     f"its own kernels{room} (a checkpoint that would fill it is refused)")
+        elif boot_pool:
             self.add("/boot", WARN,
                      f"on {source}, a dataset of pool {boot_pool} every BE shares: checkpoints do not include the "
                      "kernels, so after apt removes a kernel an older BE has no kernel with its modules",
@@ -319,7 +334,7 @@ class Doctor:
                      "activate checks them when it mounts it")
             return
         modules = set(record["modules"])
-        shared = boot is not None and not (boot[0] == "zfs" and _in_tree(boot[1], running.dataset))
+        shared = boot is not None and not (boot[0] == "zfs" and _in_tree(boot[1], running.dataset)) and not self.paired
         if shared:
             available = kernel_versions(self.path("/boot"))
             where = "the shared /boot"
@@ -347,7 +362,7 @@ class Doctor:
         held = fs_holding(self.mounts, "/boot/grub")
         if held is not None and running is not None:
             _mountpoint, fstype, source = held
-            if fstype == "zfs" and source.startswith(self.engine.be_root + "/"):
+            if fstype == "zfs" and any(source.startswith(r + "/") for r in (self.engine.be_root, self.engine.boot_root) if r):
                 self.add("GRUB", FAIL,
                          f"/boot/grub is inside boot environment {source}: GRUB keeps reading the menu and environment "
                          "of the BE it was installed from, so activate is refused",

@@ -36,7 +36,9 @@ a one-shot never expires (measured on a root-on-ZFS guest). Hence:
   environment of the ONE place its prefix names): a partition, the ESP, or
   a dataset outside the BE root. /boot/grub inside a BE (GRUB would keep
   reading the copy in the BE it was installed from, whatever bootenv
-  writes in the others) is refused at activation with the fix.
+  writes in the others) is refused at activation with the fix; so is
+  /boot/grub inside a paired boot half (bpool/BOOT/debian, as the OpenZFS
+  guides install it), for the same reason.
 
 Kernels: `mid_activate` (the BE mounted) refuses a BE whose kernel would
 boot without its modules (kernels.py), which is what goes wrong when /boot
@@ -156,8 +158,11 @@ class GrubBootloader(Bootloader):
         return self.grub_dir_fs()[0] in GRUB_WRITABLE
 
     def _grub_dir_in_be(self) -> Optional[str]:
+        """The BE dataset (or paired boot half: the OpenZFS guides put
+        /boot/grub in bpool/BOOT/debian) holding GRUBDIR, if one does."""
         fstype, source = self.grub_dir_fs()
-        if fstype == "zfs" and self.be_root and source.startswith(self.be_root + "/"):
+        roots = [r for r in (self.be_root, self.boot_root) if r]
+        if fstype == "zfs" and any(source.startswith(r + "/") for r in roots):
             return source
         return None
 
@@ -205,7 +210,8 @@ class GrubBootloader(Bootloader):
                 f"cannot activate {be.name} with GRUB: {self.grub_dir} is inside boot environment {inside}, "
                 "so GRUB keeps reading the menu and environment of the BE it was installed from; "
                 f"put {self.grub_dir} on a filesystem every BE shares (an ext4 /boot or /boot/grub partition, "
-                "the ESP, or a dataset outside the BE root) and re-run grub-install and update-grub"
+                "the ESP, or a dataset outside the BE root and the boot root such as bpool/grub) and re-run "
+                "grub-install and update-grub"
             )
 
     def mid_activate(self, be: BootEnv, mountpoint: Optional[str]) -> None:

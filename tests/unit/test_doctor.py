@@ -195,3 +195,34 @@ def test_cli_doctor_json_and_exit_code(run, monkeypatch, tmp_path, state):
     result = run("doctor")
     assert result.exit_code == 1, result.output
     assert "A rollback would NOT boot" in result.stdout
+
+
+def test_paired_boot_pool_keeps_each_bes_kernels(tmp_path, clock, boot):
+    """bpool/BOOT/debian paired with rpool/ROOT/debian: /boot is the BE's
+    own, the rollback target's kernels are its own boot half's (the
+    running /boot no longer has K_OLD: apt autoremove took it), and GRUB's
+    directory inside the boot half is named as the failure it is."""
+    from bootenv.engine import Engine
+    from bootenv.zfs.fake import FakeZfs
+
+    from .conftest import build_system
+    from .test_boot_pool import add_boot_pool
+
+    fake = FakeZfs(clock=clock, strict=True)
+    build_system(fake)
+    add_boot_pool(fake, "debian")
+    engine = Engine(fake, boot, clock=clock, mount_base=str(tmp_path / "mnt"))
+    checkpoint(engine, fake, boot=(K_OLD,), modules=(K_OLD,))
+    mounts = [ROOT_MOUNT, ("/boot", "zfs", "bpool/BOOT/debian"), ("/boot/grub", "ext4", "/dev/vda2")]
+    d = Doctor(engine, mounts, bootloader="grub", root=tree(tmp_path, kernels=(K_NEW,))).diagnose()
+    assert d.layout == "boot pool bpool for /boot, one boot half per BE"
+    assert d.facts["boot root"] == "bpool/BOOT"
+    assert d.facts["BE datasets"] == ["rpool/ROOT/debian", "bpool/BOOT/debian"]
+    assert d.facts["shared datasets"] == []
+    assert "the BE's own boot half" in d.facts["/boot"]
+    assert verdicts(d, "/boot") == [OK] and "776M available of 1G" in d.describe()  # 1G less slop (128M) and the 120M of kernels
+    assert verdicts(d, "rollback") == [OK] and d.rollback_boots
+    assert verdicts(d, "GRUB") == [OK]
+    mounts[-1] = ("/boot", "zfs", "bpool/BOOT/debian")  # the guides: /boot/grub a directory of the boot half
+    d = Doctor(engine, mounts[:2], bootloader="grub", root=tree(tmp_path, kernels=(K_NEW,))).diagnose()
+    assert verdicts(d, "GRUB") == [FAIL] and "such as bpool/grub" in d.describe()

@@ -372,3 +372,26 @@ def test_paired_boot_rolls_back_to_the_old_kernel_after_autoremove(clock, mnt, s
     unpaired = engine_with(zfs, grub(sysroot, extra={boot: ("zfs", "bpool/BOOT/debian")})[0], clock, mnt)
     with pytest.raises(Refused, match=r"shared by every boot environment and holds kernel 6.1.0-30-amd64, but before has modules only for: 6.1.0-28-amd64"):
         unpaired.plan_activate("before").execute()
+
+
+def test_grub_dir_inside_a_paired_boot_half_is_refused(clock, mnt, sysroot):
+    """The OpenZFS guides install GRUB with /boot/grub a directory of
+    bpool/BOOT/debian: GRUB keeps reading that BE's menu and environment,
+    so activating another pair is refused as /boot/grub inside a BE is."""
+    from bootenv.zfs.fake import FakeZfs
+
+    from ..conftest import build_system
+    from ..test_boot_pool import add_boot_pool
+
+    zfs = FakeZfs(clock=clock, strict=True)
+    build_system(zfs)
+    add_boot_pool(zfs, "debian")
+    boot = str(sysroot / "boot")
+    mounts = {boot: ("zfs", "bpool/BOOT/debian"), str(sysroot / "boot" / "grub"): ("zfs", "bpool/BOOT/debian")}
+    driver = GrubBootloader(grub_dir=str(sysroot / "boot" / "grub"), root=str(sysroot), runner=FakeTools(mounts))
+    engine = engine_with(zfs, driver, clock, mnt)
+    engine.plan_create("new").execute()
+    with pytest.raises(Refused, match=r"is inside boot environment bpool/BOOT/debian.*such as bpool/grub"):
+        engine.plan_activate("new").execute()
+    assert zfs.pool_get("rpool", "bootfs") == "rpool/ROOT/debian"
+    assert zfs.get_props("bpool/BOOT/new", ["canmount"])["canmount"] == "noauto"  # the check came first

@@ -188,7 +188,8 @@ def test_a_checkpoint_that_would_fill_the_boot_pool_is_refused(tmp_path):
         assert len(made) >= 1
         before = names(p.bpool)
         assert f"{p.boot}/ck{len(made) + 1}" not in before and not any(n.endswith(f"@ck{len(made) + 1}") for n in before)
-        print(f"MEASURE boot pool 128M, /boot 24M: checkpoints before the refusal: {len(made)}; "
-              f"free then {sh('zpool', 'get', '-H', '-p', '-o', 'value', 'free', p.bpool).strip()} bytes", flush=True)
+        print(f"MEASURE boot pool 128M, /boot 24M: checkpoints before the refusal: {len(made)}; then zpool free "
+              f"{sh('zpool', 'get', '-H', '-p', '-o', 'value', 'free', p.bpool).strip()} bytes, the boot half's available "
+              f"{get(f'{p.boot}/debian', 'available')[0]} bytes", flush=True)
     finally:
         p.close()
