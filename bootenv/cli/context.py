@@ -180,7 +180,7 @@ def apply(
         if not silent and (not quiet or plan.destroys):
             show(plan)
         question = ask or (f"{plan.summary}?" if plan.destroys else None)
-        if question and not yes:
+        if question and not yes and plan.steps:
             confirm(question)
         total = len(plan.steps)
         return plan.execute(progress=None if quiet or silent else progress(total))

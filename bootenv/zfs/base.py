@@ -232,6 +232,12 @@ class ZfsBackend(Protocol):
         Raise DatasetNotFound, DatasetExists, InvalidName, CrossPool."""
         ...
 
+    def create(self, name: str, props: Mapping[str, str] | None = None) -> None:
+        """Create an empty filesystem with properties set at creation (give
+        it canmount=noauto to have it not mounted). Raise DatasetExists,
+        DatasetNotFound (its parent), InvalidName."""
+        ...
+
     def promote(self, name: str) -> None:
         """Promote clone `name`: its origin snapshot and every older snapshot
         of the origin filesystem move to it, other clones of those snapshots

@@ -453,6 +453,12 @@ class ZfsCommands:
         # One `zfs snapshot` with every name: one lzc_snapshot, one txg.
         self._zfs("snapshot", *opts, *names, name=names[0] if len(names) == 1 else None, mutating=True)
 
+    def create(self, name: str, props: Mapping[str, str] | None = None) -> None:
+        opts: list[str] = []
+        for key, value in (props or {}).items():
+            opts += ["-o", f"{key}={value}"]
+        self._zfs("create", *opts, name, name=name, mutating=True)
+
     def clone(self, origin: str, target: str, props: Mapping[str, str] | None = None) -> None:
         self._check_same_pool(origin, target)
         opts: list[str] = []

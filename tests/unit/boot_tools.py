@@ -28,6 +28,7 @@ class FakeTools:
         self.efi: dict[str, str] = {}
         self.efivars = efivars  # write bootctl's variables here, as the kernel shows them
         self.fail: dict[str, str] = {}
+        self.disks: list[str] = ["/dev/vda"]  # grub-probe --target=disk answers
 
     def run(self, argv: Sequence[str], *, mutating: bool = False, check: bool = True, **_kw):
         argv = [str(a) for a in argv]
@@ -50,6 +51,8 @@ class FakeTools:
                 best = path if path in self.mounts else None
             if best is not None:
                 out = " ".join(self.mounts[best]) + "\n"
+        elif prog == "grub-probe" and "--target=disk" in argv:
+            out = "".join(d + "\n" for d in self.disks)
         elif prog == "bootctl":
             var = {"set-default": "LoaderEntryDefault", "set-oneshot": "LoaderEntryOneShot"}.get(argv[1])
             if var:

@@ -37,6 +37,7 @@ RANK = {
     "doctor": 5,
     "upgrade": 5,
     "repair": 6,  # uses trial's properties
+    "grubhome": 6,  # doctor --fix: uses doctor's mount helpers
     "cli": 7,
     "__main__": 8,
 }
