@@ -907,19 +907,34 @@ class Engine:
 
     def _mid_activate(self, be: BootEnv) -> None:
         """Run the driver's mid-activate phase, with the BE mounted when the
-        driver needs to look inside it (the running BE is at /)."""
-        if not self.bootloader.needs_mount:
+        driver needs to look inside it (the running BE is at /); a paired
+        BE's zfs-mount-generator cache is pointed at its boot half there
+        too (boot/listcache.py)."""
+        if not (self.bootloader.needs_mount or be.boot):
             self.bootloader.mid_activate(be, None)
-        elif be.running:
-            self.bootloader.mid_activate(be, "/")
+            return
+        if be.running:
+            self._inside(be, "/", self.bootloader.path("/"))
         elif be.mounted:
             raise Refused(f"{be.name} is mounted; unmount it before activating")
         else:
             path = self.mount(be.name, private=True)
             try:
-                self.bootloader.mid_activate(be, path)
+                self._inside(be, path, path)
             finally:
                 self.unmount(be.name)
+
+    def _inside(self, be: BootEnv, mountpoint: str, files: str) -> None:
+        """What activate does inside the BE mounted at `mountpoint` (its
+        files at `files`: the running system's root for `/`)."""
+        self.bootloader.mid_activate(be, mountpoint if self.bootloader.needs_mount else None)
+        if be.boot and self.boot_pool and self.boot_root:
+            from .boot.listcache import point_at_boot_half
+
+            try:
+                point_at_boot_half(files, self.boot_pool, self.boot_root, be.boot[0])
+            except OSError as exc:
+                raise OperationFailed(f"cannot point {be.name}'s zfs-list.cache at {be.boot[0]}: {exc}") from exc
 
     # ------------------------------------------------------------ destroy
 

@@ -281,3 +281,23 @@ def test_list_shows_one_row_per_be_with_the_boot_pool(guide, tmp_path):
     ck = next(b for b in data if b["name"] == "ck")
     assert ck["boot_dataset"] == f"{BOOT}/ck"
     assert ck["datasets"] == ["rpool/ROOT/ck", "rpool/ROOT/ck/var", "rpool/ROOT/ck/var/lib", f"{BOOT}/ck"]
+
+
+def test_activate_points_the_bes_mount_generator_cache_at_its_boot_half(guide, tmp_path):
+    """The checkpoint's /etc/zfs/zfs-list.cache/bpool (zed's, copied when it
+    was taken) names debian's half on and not its own: activate rewrites
+    it as zed would after the canmount changes, so the generator mounts
+    the BE's own /boot when it boots."""
+    from bootenv.boot.listcache import cache_path
+
+    z, engine = guide
+    engine.plan_create("ck").execute()
+    line = "\t".join(["{}", "/boot", "{}", "on", "on", "on", "on", "off", "on", "off", "-", "none"]) + "\n"
+    path = cache_path(str(tmp_path / "mnt" / "ck"), "bpool")
+    (tmp_path / "mnt" / "ck" / "etc/zfs/zfs-list.cache").mkdir(parents=True)
+    with open(path, "w") as f:
+        f.write(line.format("bpool/BOOT/debian", "on"))
+    engine.plan_activate("ck").execute()
+    got = {l.split("\t")[0]: l.split("\t")[2] for l in open(path).read().splitlines()}
+    assert got == {f"{BOOT}/debian": "noauto", f"{BOOT}/ck": "on"}
+    assert z.mounted_at(str(tmp_path / "mnt" / "ck")) is None  # looked at, unmounted again
