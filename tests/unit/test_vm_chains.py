@@ -13,12 +13,14 @@ VM = pathlib.Path(__file__).resolve().parents[1] / "vm"
 sys.path[:0] = [str(VM), str(VM / "boot")]
 
 import boots  # noqa: E402
+import chain_bpool  # noqa: E402
 import chain_grub  # noqa: E402
 import retention_scenarios  # noqa: E402
 import test_boots  # noqa: E402
 
 
-@pytest.mark.parametrize("name, chain", [("grub", chain_grub.GrubChain), ("retention", chain_grub.RetentionChain)])
+@pytest.mark.parametrize("name, chain", [("grub", chain_grub.GrubChain), ("retention", chain_grub.RetentionChain),
+                                         ("bpool", chain_bpool.BootPoolChain)])
 def test_every_scenario_boot_has_a_stage_and_the_host_allows_them(name, chain):
     named = {n for _what, numbers in test_boots.SCENARIOS[name].values() for n in numbers}
     assert max(named) == chain.last_boot
@@ -29,7 +31,8 @@ def test_every_scenario_boot_has_a_stage_and_the_host_allows_them(name, chain):
 def test_the_other_suite_runs_the_whole_series_and_both_rollbacks():
     import suites
 
-    assert suites.OTHER_CHAINS == ("retention",)
+    assert suites.OTHER_CHAINS == ("retention", "bpool")
+    assert boots.CHAIN_DISKS == {"bpool": "bpool"}
     assert retention_scenarios.SERIES_SPLIT[-1][1] == 30
     assert {n for n in test_boots.SCENARIOS["retention"]["j"][1]} == set(range(1, len(retention_scenarios.SERIES_SPLIT) + 1))
 
@@ -94,7 +97,7 @@ def test_run_boots_boots_again_after_an_emulator_fault_and_no_more_than_twice(tm
 
     deb = tmp_path / "bootenv_0_all.deb"
     deb.write_text("")
-    monkeypatch.setattr(boots.rootdisk, "ensure", lambda: tmp_path / "root.qcow2")
+    monkeypatch.setattr(boots.rootdisk, "ensure", lambda layout="plain": tmp_path / "root.qcow2")
     monkeypatch.setattr(boots.harness, "ensure_deb", lambda tree: deb)
     monkeypatch.setattr(boots.harness, "stream_qemu", fake_qemu)
     monkeypatch.setattr(boots.subprocess, "run", lambda *a, **k: None)  # qemu-img

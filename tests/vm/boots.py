@@ -95,7 +95,10 @@ OVMF_CODE = Path(os.environ.get("BOOTENV_VM_OVMF_CODE", "/usr/share/OVMF/OVMF_CO
 OVMF_VARS = Path(os.environ.get("BOOTENV_VM_OVMF_VARS", "/usr/share/OVMF/OVMF_VARS_4M.fd"))
 # The chains (tests/vm/boot/step.py runs the one named in run_dir/chain):
 # how the disk is booted, and the most boots the chain takes.
-CHAINS = {"grub": ("bios", 12), "systemd-boot": ("uefi", 6), "crash": ("bios", 5), "retention": ("bios", 6)}
+CHAINS = {"grub": ("bios", 12), "systemd-boot": ("uefi", 6), "crash": ("bios", 5), "retention": ("bios", 6),
+          "bpool": ("bios", 4)}
+# The root disk a chain boots (rootdisk.py LAYOUTS): `plain` unless named here.
+CHAIN_DISKS = {"bpool": "bpool"}
 
 
 def qemu_argv(disk: Path, run_dir: Path, tree: Path, firmware: str = "bios",
@@ -184,7 +187,8 @@ def run_boots(chain: str = "grub", *, run_dir: Path | None = None, tree: Path = 
     start = time.monotonic()
     if firmware == "uefi" and not (OVMF_CODE.is_file() and OVMF_VARS.is_file()):
         raise harness.HarnessError(f"no UEFI firmware ({OVMF_CODE}, {OVMF_VARS}): run `make vm-deps` (Debian's ovmf)")
-    base = rootdisk.ensure() if build else rootdisk.built_or_fail()
+    layout = CHAIN_DISKS.get(chain, "plain")
+    base = rootdisk.ensure(layout) if build else rootdisk.built_or_fail(layout)
     deb = harness.ensure_deb(tree)  # the first boot installs it (step.py refresh_bootenv)
     run_dir, lock = harness._claim_run_dir(Path(run_dir or RUN_DIR / chain).resolve())
     with lock:

@@ -4,8 +4,13 @@ under QEMU through a real bootloader (SeaBIOS -> GRUB -> zfs-initramfs ->
 systemd), for the real-boot tests (tests/vm/test_boots.py) and for guest
 tests that need a real root pool (`harness.py run --rootdisk`).
 
-    tests/vm/rootdisk.py build     build unless the cache is current, print the qcow2
-    tests/vm/rootdisk.py path      print it (exit 1 if not built)
+    tests/vm/rootdisk.py build [bpool]   build unless the cache is current, print the qcow2
+    tests/vm/rootdisk.py path [bpool]    print it (exit 1 if not built)
+
+Two layouts (LAYOUTS): `plain` (rootdisk/build.sh: one pool, ext4
+/boot/grub, ESP; the GRUB, crash, systemd-boot and retention chains) and
+`bpool` (rootdisk/build-bpool.sh: the OpenZFS guide's boot pool and
+encrypted root pool; the bpool chain), each cached apart.
 
 Made by booting the runner image (image.py) with a blank disk and running
 rootdisk/build.sh there: GPT (BIOS boot, ext4 /boot/grub, pool), pool
@@ -40,6 +45,7 @@ sys.path.insert(0, str(HERE))
 import image  # noqa: E402
 
 DISK_SIZE = "6G"
+LAYOUTS = {"plain": "build.sh", "bpool": "build-bpool.sh"}
 DISK_NAME = "root.qcow2"
 BUILD_TIMEOUT = float(os.environ.get("BOOTENV_VM_ROOTDISK_TIMEOUT", "2400"))
 
@@ -52,9 +58,10 @@ def recipe_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def disk_dir() -> Path:
-    override = os.environ.get("BOOTENV_VM_ROOTDISK")
-    return Path(override) if override else image.cache_root() / f"rootdisk-{recipe_hash()}"
+def disk_dir(layout: str = "plain") -> Path:
+    override = os.environ.get("BOOTENV_VM_ROOTDISK") if layout == "plain" else None
+    name = f"rootdisk-{recipe_hash()}" if layout == "plain" else f"rootdisk-{layout}-{recipe_hash()}"
+    return Path(override) if override else image.cache_root() / name
 
 
 def is_built(d: Path | None = None) -> bool:
@@ -68,16 +75,16 @@ def _error(msg: str) -> Exception:
     return harness.RootDiskError(msg)
 
 
-def built_or_fail() -> Path:
-    d = disk_dir()
+def built_or_fail(layout: str = "plain") -> Path:
+    d = disk_dir(layout)
     if not is_built(d):
-        raise _error(f"no root disk at {d}: run `make vm-rootdisk`")
+        raise _error(f"no root disk at {d}: run `tests/vm/rootdisk.py build {layout}`")
     return d / DISK_NAME
 
 
-def build(force: bool = False) -> Path:
-    """Build the root disk unless the cache is current; return the qcow2."""
-    final = disk_dir()
+def build(force: bool = False, layout: str = "plain") -> Path:
+    """Build the root disk of `layout` unless the cache is current; return the qcow2."""
+    final = disk_dir(layout)
     if is_built(final) and not force:
         return final / DISK_NAME
     if os.environ.get("BOOTENV_VM_ROOTDISK"):
@@ -95,10 +102,10 @@ def build(force: bool = False) -> Path:
             return final / DISK_NAME
         for stale in root.glob(".rootdisk-build-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        return _build_locked(root, final)
+        return _build_locked(root, final, layout)
 
 
-def _build_locked(root: Path, final: Path) -> Path:
+def _build_locked(root: Path, final: Path, layout: str) -> Path:
     import harness
 
     tmp = root / f".rootdisk-build-{final.name}-{os.getpid()}"
@@ -107,10 +114,11 @@ def _build_locked(root: Path, final: Path) -> Path:
     try:
         raw = tmp / "build.qcow2"
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(raw), DISK_SIZE], check=True)
-        _say(f"building {final.name} in the runner guest (~7 min under TCG); log: {image.OUT / 'rootdisk'}")
+        log_dir = image.OUT / ("rootdisk" if layout == "plain" else f"rootdisk-{layout}")
+        _say(f"building {final.name} in the runner guest (~7 min under TCG); log: {log_dir}")
         result = harness.run_guest(
-            "bash tests/vm/rootdisk/build.sh /dev/vdb",
-            run_dir=image.OUT / "rootdisk", disks=0, extra_drives=[raw],
+            f"bash tests/vm/rootdisk/{LAYOUTS[layout]} /dev/vdb",
+            run_dir=log_dir, disks=0, extra_drives=[raw],
             timeout=BUILD_TIMEOUT, live=bool(os.environ.get("BOOTENV_VM_LIVE")),
         )
         if result.problem() or result.exit_code != 0:
@@ -133,7 +141,7 @@ def _build_locked(root: Path, final: Path) -> Path:
         os.rename(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    others = sorted(o.name for o in root.glob("rootdisk-*") if o.is_dir() and o.name != final.name)
+    others = sorted(o.name for o in root.glob("rootdisk-*") if o.is_dir() and o.name != final.name and o.name.count("-") == final.name.count("-"))
     if others:
         _say(f"older root disks kept in {root}: {' '.join(others)}")
     size = (final / DISK_NAME).stat().st_blocks * 512
@@ -141,10 +149,10 @@ def _build_locked(root: Path, final: Path) -> Path:
     return final / DISK_NAME
 
 
-def ensure() -> Path:
-    """The cached root disk (qcow2), built first when the cache is stale.
-    Never write to it: attach an overlay (harness.py does)."""
-    return build(force=False)
+def ensure(layout: str = "plain") -> Path:
+    """The cached root disk (qcow2) of `layout`, built first when the cache
+    is stale. Never write to it: attach an overlay (harness.py does)."""
+    return build(force=False, layout=layout)
 
 
 def _say(msg: str) -> None:
@@ -155,11 +163,15 @@ def main(argv: list[str]) -> int:
     import harness
 
     cmd = argv[0] if argv else "build"
+    layout = next((a for a in argv[1:] if not a.startswith("-")), "plain")
+    if layout not in LAYOUTS:
+        print(__doc__, file=sys.stderr)
+        return 2
     try:
         if cmd == "build":
-            print(build(force="--force" in argv))
+            print(build(force="--force" in argv, layout=layout))
         elif cmd == "path":
-            print(built_or_fail())
+            print(built_or_fail(layout))
         elif cmd == "hash":
             print(recipe_hash())
         else:

@@ -35,8 +35,9 @@ OTHER_TESTS = {
     "trixie": ("tests/contract", "tests/vm/guest", "tests/vm/guest_rootdisk"),
 }[OTHER_SUITE]
 # And its boots (tests/vm/test_boots.py): the 30-run retention series and
-# a rollback of a rollback after it (boot/chain_grub.py RetentionChain).
-OTHER_CHAINS = ("retention",)
+# a rollback of a rollback after it (boot/chain_grub.py RetentionChain);
+# the OpenZFS guide's boot pool layout (boot/chain_bpool.py, its own disk).
+OTHER_CHAINS = ("retention", "bpool")
 
 
 if __name__ == "__main__":

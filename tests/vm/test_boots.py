@@ -54,6 +54,10 @@ SCENARIOS["retention"] = {  # the other suite's chain (suites.py)
     "k": ("after the series, `bootenv rollback` + reboot lands on the checkpoint before the last apt run; "
           "a second rollback + reboot returns (rpm-ostree #906)", (3, 4, 5)),
 }
+SCENARIOS["bpool"] = {  # the other suite's chain on the OpenZFS guide's layout (rootdisk/build-bpool.sh)
+    "m": ("bpool + encrypted rpool: doctor --fix gives GRUB a shared home; a checkpoint keeps its own /boot half, "
+          "so after a kernel upgrade and autoremove, activating it boots its old kernel; back again", (1, 2, 3)),
+}
 # The chains this session runs: $BOOTENV_VM_CHAINS (space-separated), else
 # the three of the default suite (suites.py; `make test-vm`).
 CHOSEN = os.environ.get("BOOTENV_VM_CHAINS", "grub systemd-boot crash").split()

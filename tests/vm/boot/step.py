@@ -186,6 +186,10 @@ def chain_class(name: str) -> type[Step]:
         from chain_crash import CrashChain
 
         return CrashChain
+    if name == "bpool":
+        from chain_bpool import BootPoolChain
+
+        return BootPoolChain
     raise RuntimeError(f"unknown boot chain {name!r}")
 
 
