@@ -1493,8 +1493,9 @@ class Engine:
             else:
                 # Alone: its own `used` (data, snapshots, children) plus
                 # what its origin snapshot alone holds if that goes too.
-                top = scan.datasets[self.dataset_of(n)]
-                per[n] = top.number("used") + sum(scan.datasets[x].number("used") for x in doomed if "@" in x and x.split("@")[0] not in members)
+                tops = [self.dataset_of(n), *scan.boot_tree(self.dataset_of(n))[:1]]  # and its boot half's
+                per[n] = sum(scan.datasets[t].number("used") for t in tops) + sum(
+                    scan.datasets[x].number("used") for x in doomed if "@" in x and x.split("@")[0] not in members)
         if len(names) == 1:
             per[names[0]] = total if total is not None else per[names[0]]
         return per, total

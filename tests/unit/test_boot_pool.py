@@ -301,3 +301,16 @@ def test_activate_points_the_bes_mount_generator_cache_at_its_boot_half(guide, t
     got = {l.split("\t")[0]: l.split("\t")[2] for l in open(path).read().splitlines()}
     assert got == {f"{BOOT}/debian": "noauto", f"{BOOT}/ck": "on"}
     assert z.mounted_at(str(tmp_path / "mnt" / "ck")) is None  # looked at, unmounted again
+
+
+def test_what_destroying_a_paired_be_frees_counts_both_halves(guide):
+    z, engine = guide
+    engine.plan_create("ck").execute()
+    z.write("rpool/ROOT/ck", 8 * MiB)
+    z.write(f"{BOOT}/ck", 16 * MiB)
+    alone = engine.reclaim_alone()["ck"]
+    assert alone == engine.get("ck").used and alone >= 24 * MiB
+    per, total = engine.reclaim(["ck"])
+    assert per["ck"] == total == z.destroy_preview(["rpool/ROOT/ck", f"{BOOT}/ck", "rpool/ROOT/debian@ck",
+                                                     "rpool/ROOT/debian/var@ck", "rpool/ROOT/debian/var/lib@ck",
+                                                     f"{BOOT}/debian@ck", "rpool/ROOT/ck/var", "rpool/ROOT/ck/var/lib"])
