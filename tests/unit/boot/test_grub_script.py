@@ -336,3 +336,15 @@ def test_paired_boot_entries_load_each_bes_own_boot_half(setup, shell):
     assert "search --no-floppy --fs-uuid --set=root 0123abcd # /dev/vda3" in cfg  # GRUB_DEVICE_BOOT: the boot pool
     assert setup.mounts == ["rpool/ROOT/before", "bpool/BOOT/before"]  # known has its record: no mount
     assert [s.split()[1].split("=")[0] for s in setup.sets] == ["org.bootenv:kernels"]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_root_in_grub_cmdline_linux_does_not_override_the_entries(setup, shell):
+    """The OpenZFS guides put root=ZFS=rpool/ROOT/debian in GRUB_CMDLINE_LINUX
+    (grub-probe cannot name an encrypted rpool): after each entry's own
+    root= it would win, and every entry would boot debian."""
+    setup.be("debian", running=True, kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
+    setup.be("ck", kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
+    cfg = setup.run(shell, GRUB_CMDLINE_LINUX="root=ZFS=rpool/ROOT/debian console=ttyS0,115200 panic=5")
+    assert "\tlinux /ROOT/ck@/boot/vmlinuz-6.1.0-28-amd64 root=ZFS=rpool/ROOT/ck ro console=ttyS0,115200 panic=5 quiet" in cfg
+    assert cfg.count("root=ZFS=rpool/ROOT/debian") == 1  # debian's own entry only

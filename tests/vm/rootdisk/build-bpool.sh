@@ -65,6 +65,10 @@ cat >$R/etc/fstab <<'FSTAB'
 # the rest ZFS datasets mounted by zfs-mount-generator
 FSTAB
 configure_system
+# The guide's root= (grub-probe cannot name an encrypted pool: 10_linux
+# would write root=ZFS=/ROOT/debian); 42_bootenv's entries drop it.
+sed -i 's|^GRUB_CMDLINE_LINUX="|GRUB_CMDLINE_LINUX="root=ZFS=rpool/ROOT/debian |' $R/etc/default/grub
+grep -q '^GRUB_CMDLINE_LINUX="root=ZFS=rpool/ROOT/debian ' $R/etc/default/grub
 # The guide's import of the boot pool (the initramfs imports rpool only).
 cat >$R/etc/systemd/system/zfs-import-bpool.service <<'UNIT'
 [Unit]
