@@ -114,7 +114,8 @@ stamp "initramfs"
 # kernel unpacks concatenated archives; what the hook above adds at the next
 # update-initramfs): mkinitramfs takes 5+ min under TCG.
 KVER=$(cat $R/etc/bootenv-vm-kernel)
-(cd $R && echo etc/zfs/rpool.key | cpio -o -H newc --quiet) >/tmp/key.cpio
+# (with its directories: the kernel creates no parent for a file)
+(cd $R && printf 'etc\netc/zfs\netc/zfs/rpool.key\n' | cpio -o -H newc --quiet) >/tmp/key.cpio
 cat /tmp/key.cpio $R/boot/initrd.img-$KVER >/tmp/initrd.new
 install -m600 /tmp/initrd.new $R/boot/initrd.img-$KVER
 check_initramfs
