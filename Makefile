@@ -147,7 +147,6 @@ test-vm-other: vm-rootdisk-other deb
 vm-rootdisk-other: venv vm-deps deb
 	$(VM_OTHER) $(VPY) tests/vm/image.py build
 	$(VM_OTHER) $(VPY) tests/vm/rootdisk.py build
-	$(VM_OTHER) $(VPY) tests/vm/rootdisk.py build bpool
 
 # Real reboots through GRUB (BIOS) and systemd-boot (UEFI, OVMF)
 # (tests/vm/test_boots.py): activate, trial boots, fallback, the apt hook,
