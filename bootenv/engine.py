@@ -848,21 +848,28 @@ class Engine:
         return plan
 
     def plan_boot_mount(self, plan: Plan, scan: Scan, top: str) -> None:
-        """Where /boot is paired: make the activated BE's boot half the one
-        a boot mounts (canmount=on: `zfs mount -a` and zfs-mount-generator
-        mount only those at boot) and every other BE's boot half noauto.
-        ZFS neither mounts nor unmounts on these changes (libzfs gathers
-        mounts only for canmount=off), so the running /boot stays."""
-        halves = {t.name: scan.boot_tree(t.name)[:1] for t in scan.tops()}
-        for other, half in halves.items():
-            if half and other != top and scan.datasets[half[0]].props.get("canmount") == "on":
-                plan.add(
-                    f"set canmount=noauto on {half[0]} (not mounted at /boot at boot)",
-                    lambda d=half[0]: self.zfs.set_props(d, {"canmount": "noauto"}),
-                    undo=lambda d=half[0]: self.zfs.set_props(d, {"canmount": "on"}),
-                    kind=Kind.BOOT_MOUNT,
-                )
-        mine = halves.get(top)
+        """What a boot mounts by itself (`zfs mount -a`, zfs-mount-generator:
+        the canmount=on datasets) must belong to the activated BE alone:
+        every other BE's dataset that is canmount=on becomes noauto (its
+        boot half; and Ubuntu's installer makes a root and its children
+        `on`, which would be mounted over the booted BE's), and, where /boot
+        is paired, the activated BE's boot half becomes on (the initramfs
+        mounts the root pool's BE, its children included, never the boot
+        pool). ZFS neither mounts nor unmounts on these changes (libzfs
+        gathers mounts only for canmount=off), so nothing running moves."""
+        for other in scan.tops():
+            if other.name == top:
+                continue
+            for ds in scan.members(other.name):
+                if scan.datasets[ds].props.get("canmount") == "on":
+                    where = "/boot" if ds in scan.boot_half.get(other.name, ()) else scan.datasets[ds].props.get("mountpoint", "")
+                    plan.add(
+                        f"set canmount=noauto on {ds} (not mounted at {where} at boot)",
+                        lambda d=ds: self.zfs.set_props(d, {"canmount": "noauto"}),
+                        undo=lambda d=ds: self.zfs.set_props(d, {"canmount": "on"}),
+                        kind=Kind.BOOT_MOUNT,
+                    )
+        mine = scan.boot_tree(top)[:1]
         if mine and scan.datasets[mine[0]].props.get("canmount") != "on":
             old = scan.datasets[mine[0]].props.get("canmount") or "noauto"
             plan.add(

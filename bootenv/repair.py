@@ -18,8 +18,8 @@ when they name a BE that is gone. Found, in the plan's order:
   finished): discarded; a BE `destroying`: its destroy is finished (both
   are destroy plans: dependants are promoted, nothing else is lost);
 - where /boot is paired (bpool/BOOT/NAME): a boot half whose paired
-  rename was interrupted is renamed after its BE; the boot halves'
-  canmount made to match the next boot (only its half mounts at boot);
+  rename was interrupted is renamed after its BE; canmount made to match
+  the next boot (only its boot half and datasets mount by themselves);
 - bootenv's snapshots no clone depends on and nobody holds (a create
   killed after its snapshot, a destroy killed before its origin went),
   except those `bootenv send` sent whole (org.bootenv:sent: bases of
@@ -188,15 +188,17 @@ def _lone_boot_halves(engine: Engine, scan: Scan, report: Report, bes: dict) -> 
 
 
 def _boot_mounts(engine: Engine, scan: Scan, report: Report) -> None:
-    """Where /boot is paired: the boot half a boot mounts (canmount=on) is
-    the next boot's, and only it (an activate killed between its
-    canmount changes leaves none or two)."""
+    """What a boot mounts by itself (canmount=on) is the next boot's: its
+    boot half where /boot is paired, and no other BE's dataset (an
+    activate killed between its canmount changes leaves none or two).
+    Only where /boot is paired: elsewhere the initramfs mounts the booted
+    BE whatever its datasets' canmount, and repair leaves them as they are."""
     if not engine.boot_root or not scan.bootfs or scan.bootfs not in scan.datasets:
         return
     before = len(report.plan.steps)
     engine.plan_boot_mount(report.plan, scan, scan.bootfs)
     if len(report.plan.steps) > before:
-        report.found.append(f"the boot halves mounted at /boot at boot (canmount=on) are not {engine.name_of(scan.bootfs)}'s alone")
+        report.found.append(f"what a boot mounts by itself (canmount=on) is not {engine.name_of(scan.bootfs)}'s alone")
 
 
 def _stray_snapshots(engine: Engine, scan: Scan, report: Report, doomed: set[str]) -> None:
