@@ -20,7 +20,7 @@ import test_boots  # noqa: E402
 
 
 @pytest.mark.parametrize("name, chain", [("grub", chain_grub.GrubChain), ("retention", chain_grub.RetentionChain),
-                                         ("bpool", chain_bpool.BootPoolChain)])
+                                         ("bpool", chain_bpool.BootPoolChain), ("ubuntu", chain_bpool.UbuntuChain)])
 def test_every_scenario_boot_has_a_stage_and_the_host_allows_them(name, chain):
     named = {n for _what, numbers in test_boots.SCENARIOS[name].values() for n in numbers}
     assert max(named) == chain.last_boot
@@ -31,8 +31,8 @@ def test_every_scenario_boot_has_a_stage_and_the_host_allows_them(name, chain):
 def test_the_other_suite_runs_the_whole_series_and_both_rollbacks():
     import suites
 
-    assert suites.OTHER_CHAINS == ("retention", "bpool")
-    assert boots.CHAIN_DISKS == {"bpool": "bpool"}
+    assert suites.OTHER_CHAINS == ("retention", "bpool", "ubuntu")
+    assert boots.CHAIN_DISKS == {"bpool": "bpool", "ubuntu": "ubuntu"}
     assert retention_scenarios.SERIES_SPLIT[-1][1] == 30
     assert {n for n in test_boots.SCENARIOS["retention"]["j"][1]} == set(range(1, len(retention_scenarios.SERIES_SPLIT) + 1))
 

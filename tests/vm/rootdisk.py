@@ -4,13 +4,14 @@ under QEMU through a real bootloader (SeaBIOS -> GRUB -> zfs-initramfs ->
 systemd), for the real-boot tests (tests/vm/test_boots.py) and for guest
 tests that need a real root pool (`harness.py run --rootdisk`).
 
-    tests/vm/rootdisk.py build [bpool]   build unless the cache is current, print the qcow2
-    tests/vm/rootdisk.py path [bpool]    print it (exit 1 if not built)
+    tests/vm/rootdisk.py build [LAYOUT]   build unless the cache is current, print the qcow2
+    tests/vm/rootdisk.py path [LAYOUT]    print it (exit 1 if not built)
 
-Two layouts (LAYOUTS): `plain` (rootdisk/build.sh: one pool, ext4
-/boot/grub, ESP; the GRUB, crash, systemd-boot and retention chains) and
+Three layouts (LAYOUTS): `plain` (rootdisk/build.sh: one pool, ext4
+/boot/grub, ESP; the GRUB, crash, systemd-boot and retention chains),
 `bpool` (rootdisk/build-bpool.sh: the OpenZFS guide's boot pool and
-encrypted root pool; the bpool chain), each cached apart.
+encrypted root pool; the bpool chain) and `ubuntu` (rootdisk/build-ubuntu.sh:
+Ubuntu's installer layout; the ubuntu chain), each cached apart.
 
 Made by booting the runner image (image.py) with a blank disk and running
 rootdisk/build.sh there: GPT (BIOS boot, ext4 /boot/grub, pool), pool
@@ -45,7 +46,7 @@ sys.path.insert(0, str(HERE))
 import image  # noqa: E402
 
 DISK_SIZE = "6G"
-LAYOUTS = {"plain": "build.sh", "bpool": "build-bpool.sh"}
+LAYOUTS = {"plain": "build.sh", "bpool": "build-bpool.sh", "ubuntu": "build-ubuntu.sh"}
 DISK_NAME = "root.qcow2"
 BUILD_TIMEOUT = float(os.environ.get("BOOTENV_VM_ROOTDISK_TIMEOUT", "2400"))
 

@@ -36,8 +36,9 @@ OTHER_TESTS = {
 }[OTHER_SUITE]
 # And its boots (tests/vm/test_boots.py): the 30-run retention series and
 # a rollback of a rollback after it (boot/chain_grub.py RetentionChain);
-# the OpenZFS guide's boot pool layout (boot/chain_bpool.py, its own disk).
-OTHER_CHAINS = ("retention", "bpool")
+# the OpenZFS guide's boot pool layout and Ubuntu's installer layout
+# (boot/chain_bpool.py, a disk each).
+OTHER_CHAINS = ("retention", "bpool", "ubuntu")
 
 
 if __name__ == "__main__":

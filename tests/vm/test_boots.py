@@ -58,6 +58,11 @@ SCENARIOS["bpool"] = {  # the other suite's chain on the OpenZFS guide's layout 
     "m": ("bpool + encrypted rpool: doctor --fix gives GRUB a shared home; a checkpoint keeps its own /boot half, "
           "so after a kernel upgrade and autoremove, activating it boots its old kernel; back again", (1, 2, 3)),
 }
+SCENARIOS["ubuntu"] = {  # the other suite's chain on Ubuntu's installer layout (rootdisk/build-ubuntu.sh)
+    "u": ("Ubuntu's layout (bpool, a root `on` with children, USERDATA, a zsys state): the same kernel upgrade, "
+          "autoremove and rollback; only the booted BE's datasets mount by themselves; USERDATA and zsys's state kept",
+          (1, 2, 3)),
+}
 # The chains this session runs: $BOOTENV_VM_CHAINS (space-separated), else
 # the three of the default suite (suites.py; `make test-vm`).
 CHOSEN = os.environ.get("BOOTENV_VM_CHAINS", "grub systemd-boot crash").split()

@@ -21,6 +21,14 @@ The test kernels are the running kernel's vmlinuz and initramfs under new
 version names, with a /lib/modules/VERSION of their own: GRUB loads them by
 name (BOOT_IMAGE says which), and they boot because they are the real
 kernel. Run alone: BOOTENV_VM_SUITE=bookworm tests/vm/boots.py run bpool
+
+UbuntuChain: the same story (scenario u) on Ubuntu's installer layout
+(rootdisk/build-ubuntu.sh: bpool/BOOT/ubuntu_ab12cd, rpool/ROOT/ubuntu_ab12cd
+`on` with its children, rpool/USERDATA/root_xy12 tied to it by zsys's
+property, an autozsys state): there the original BE's datasets are
+canmount=on, and activating the checkpoint must make them noauto or
+`zfs mount -a` would mount them over the checkpoint's; USERDATA and zsys's
+property and snapshots are checked after every boot.
 """
 
 from __future__ import annotations
@@ -34,7 +42,6 @@ from apt_scenarios import APT_REPO, AptScenarios
 from step import OUT, TREE, Step, sh
 
 OLD, NEW = "6.99.1-bootenvtest", "6.99.2-bootenvtest"
-MARKER = "/home/userdata-marker"  # written on rpool/home when the disk was built
 FACTS = f"{OUT}/bpool-facts"
 
 
@@ -65,6 +72,10 @@ def kernel_deb(version: str, running: str, repo: str) -> None:
 
 class BootPoolChain(AptScenarios, Step):
     last_boot = 3
+    BE = "debian"  # the disk's own BE
+    MARKER = "/home/userdata-marker"  # written on a shared dataset (rpool/home) when the disk was built
+    LAYOUT = "Layout: boot pool bpool for /boot, one boot half per BE, encrypted root"
+    SCENARIO = "m"
 
     def loader_facts(self) -> None:
         f = self.facts
@@ -79,26 +90,26 @@ class BootPoolChain(AptScenarios, Step):
         return words[0].removeprefix("BOOT_IMAGE=") if words else ""
 
     def marker(self) -> str:
-        return sh(f"cat {MARKER}")["out"]
+        return sh(f"cat {self.MARKER}")["out"]
 
     def stage1(self) -> None:
-        self.check("m", self.running == "debian" and self.facts["boot"] == "bpool/BOOT/debian",
-                   f"boot 1 runs debian with /boot from bpool/BOOT/debian (root {self.facts['root']}, /boot {self.facts['boot']})")
+        self.check(self.SCENARIO, self.running == self.BE and self.facts["boot"] == f"bpool/BOOT/{self.BE}",
+                   f"boot 1 runs {self.BE} with /boot from bpool/BOOT/{self.BE} (root {self.facts['root']}, /boot {self.facts['boot']})")
         self.refresh_bootenv()
         open(FACTS, "w").write(self.marker())
         doctor = sh("bootenv doctor")
-        self.check("m", "Layout: boot pool bpool for /boot, one boot half per BE, encrypted root" in doctor["out"],
+        self.check(self.SCENARIO, self.LAYOUT in doctor["out"],
                    f"doctor names the layout ({doctor['out'].splitlines()[:1]})")
-        self.check("m", "[fail] GRUB: /boot/grub is inside boot environment bpool/BOOT/debian" in doctor["out"],
+        self.check(self.SCENARIO, f"[fail] GRUB: /boot/grub is inside boot environment bpool/BOOT/{self.BE}" in doctor["out"],
                    "doctor fails GRUB's directory inside the boot half")
         self.do("bootenv doctor --fix -n")
         self.do("bootenv doctor --fix -y")
-        self.check("m", sh("findmnt -n -o SOURCE /boot/grub")["out"].strip() == "bpool/grub",
+        self.check(self.SCENARIO, sh("findmnt -n -o SOURCE /boot/grub")["out"].strip() == "bpool/grub",
                    "after doctor --fix, /boot/grub is bpool/grub")
         doctor = sh("bootenv doctor")
-        self.check("m", "[ok] GRUB: /boot/grub on zfs (bpool/grub), shared" in doctor["out"],
+        self.check(self.SCENARIO, "[ok] GRUB: /boot/grub on zfs (bpool/grub), shared" in doctor["out"],
                    f"doctor: GRUB's home is shared now ({[l for l in doctor['out'].splitlines() if 'GRUB' in l]})")
-        self.check("m", "[ok] /boot: bpool/BOOT/debian on boot pool bpool, paired" in doctor["out"], "doctor: /boot is paired")
+        self.check(self.SCENARIO, f"[ok] /boot: bpool/BOOT/{self.BE} on boot pool bpool, paired" in doctor["out"], "doctor: /boot is paired")
         # The test kernels, the only apt source, and the old kernel installed.
         running = sh("uname -r")["out"].strip()
         self.do(f"rm -rf {APT_REPO}")
@@ -111,7 +122,7 @@ class BootPoolChain(AptScenarios, Step):
         try:
             self.publish(Deb("bkt-kernel", "1.0", depends=f"linux-image-{OLD}"))
             self.do("BOOTENV_HOOK=off DEBIAN_FRONTEND=noninteractive apt-get install -y -q bkt-kernel=1.0")
-            self.check("m", os.path.exists(f"/boot/vmlinuz-{OLD}"), f"the old kernel {OLD} is in /boot")
+            self.check(self.SCENARIO, os.path.exists(f"/boot/vmlinuz-{OLD}"), f"the old kernel {OLD} is in /boot")
             self.do("bootenv create before")
             self.publish(Deb("bkt-kernel", "2.0", depends=f"linux-image-{NEW}"))
             self.do("DEBIAN_FRONTEND=noninteractive bootenv dist-upgrade --in-place -y")
@@ -121,46 +132,81 @@ class BootPoolChain(AptScenarios, Step):
             self.do("BOOTENV_HOOK=off DEBIAN_FRONTEND=noninteractive apt-get -o APT::Protect-Kernels=false autoremove -y -q")
         finally:
             self.sources_back()
-        self.check("m", not os.path.exists(f"/boot/vmlinuz-{OLD}") and os.path.exists(f"/boot/vmlinuz-{NEW}"),
+        self.check(self.SCENARIO, not os.path.exists(f"/boot/vmlinuz-{OLD}") and os.path.exists(f"/boot/vmlinuz-{NEW}"),
                    f"after the upgrade and autoremove, /boot has {NEW} and not {OLD}")
-        self.check("m", "linux-image-" + OLD not in sh("dpkg -l 'linux-image-6.99*' | grep ^ii")["out"],
+        self.check(self.SCENARIO, "linux-image-" + OLD not in sh("dpkg -l 'linux-image-6.99*' | grep ^ii")["out"],
                    f"dpkg: linux-image-{OLD} is gone")
         bes = {b["name"]: b for b in self.bes()}
-        self.check("m", bes["before"]["boot_dataset"] == "bpool/BOOT/before",
+        self.check(self.SCENARIO, bes["before"]["boot_dataset"] == "bpool/BOOT/before",
                    f"before's boot half is bpool/BOOT/before ({bes['before'].get('boot_dataset')})")
         apt_cps = [n for n, b in bes.items() if b["kind"] == "apt"]
-        self.check("m", len(apt_cps) == 1 and bes[apt_cps[0]]["boot_dataset"] == f"bpool/BOOT/{apt_cps[0]}",
+        self.check(self.SCENARIO, len(apt_cps) == 1 and bes[apt_cps[0]]["boot_dataset"] == f"bpool/BOOT/{apt_cps[0]}",
                    f"the dist-upgrade's checkpoint has its boot half too ({apt_cps})")
         self.do("bootenv activate before")
         self.do("grep -n 'bootenv-before' -A8 /boot/grub/grub.cfg")
         cfg = sh("cat /boot/grub/grub.cfg")["out"]
-        self.check("m", f"linux /BOOT/before@/vmlinuz-{OLD} root=ZFS=rpool/ROOT/before" in cfg,
+        self.check(self.SCENARIO, f"linux /BOOT/before@/vmlinuz-{OLD} root=ZFS=rpool/ROOT/before" in cfg,
                    f"the menu entry of before loads {OLD} from its own boot half")
-        self.check("m", "bpool/BOOT/before\ton" in sh("zfs list -H -o name,canmount -r bpool/BOOT")["out"],
+        self.check(self.SCENARIO, "bpool/BOOT/before\ton" in sh("zfs list -H -o name,canmount -r bpool/BOOT")["out"],
                    "bpool/BOOT/before is the boot half mounted at boot (canmount=on)")
 
     def stage2(self) -> None:
-        self.check("m", self.running == "before", f"after 'activate before' and a reboot, / is rpool/ROOT/before (root {self.facts['root']})")
-        self.check("m", self.facts["boot"] == "bpool/BOOT/before", f"/boot is bpool/BOOT/before (is {self.facts['boot']!r})")
-        self.check("m", self.facts["grub_dir"] == "bpool/grub", f"/boot/grub is bpool/grub (is {self.facts['grub_dir']!r})")
-        self.check("m", self.booted_kernel() == f"/BOOT/before@/vmlinuz-{OLD}",
+        self.check(self.SCENARIO, self.running == "before", f"after 'activate before' and a reboot, / is rpool/ROOT/before (root {self.facts['root']})")
+        self.check(self.SCENARIO, self.facts["boot"] == "bpool/BOOT/before", f"/boot is bpool/BOOT/before (is {self.facts['boot']!r})")
+        self.check(self.SCENARIO, self.facts["grub_dir"] == "bpool/grub", f"/boot/grub is bpool/grub (is {self.facts['grub_dir']!r})")
+        self.check(self.SCENARIO, self.booted_kernel() == f"/BOOT/before@/vmlinuz-{OLD}",
                    f"GRUB loaded the old kernel from before's boot half (BOOT_IMAGE {self.booted_kernel()!r})")
-        self.check("m", self.version(f"linux-image-{OLD}").startswith("install ok installed")
+        self.check(self.SCENARIO, self.version(f"linux-image-{OLD}").startswith("install ok installed")
                    and not self.version(f"linux-image-{NEW}").startswith("install ok installed"),
                    f"dpkg: {OLD} installed, {NEW} not")
-        self.check("m", self.marker() == open(FACTS).read(), f"{MARKER} on the shared rpool/home is unchanged")
-        enc = sh("zfs get -H -o value encryptionroot,keystatus rpool/ROOT/before")["out"].split()
-        self.check("m", enc == ["rpool", "available"], f"before is encrypted under rpool, key loaded ({enc})")
-        self.check("m", "boot pool: " in self.facts["list"], "bootenv list says the boot pool's room")
-        self.do("bootenv activate debian")
+        self.check(self.SCENARIO, self.marker() == open(FACTS).read(), f"{self.MARKER} on a shared dataset is unchanged")
+        self.layout_checks()
+        self.check(self.SCENARIO, "boot pool: " in self.facts["list"], "bootenv list says the boot pool's room")
+        self.do(f"bootenv activate {self.BE}")
 
     def stage3(self) -> None:
-        self.check("m", self.running == "debian" and self.facts["boot"] == "bpool/BOOT/debian",
-                   f"back on debian with its /boot (root {self.facts['root']}, /boot {self.facts['boot']})")
-        self.check("m", self.booted_kernel() == f"/BOOT/debian@/vmlinuz-{NEW}",
-                   f"debian's new kernel booted (BOOT_IMAGE {self.booted_kernel()!r})")
-        self.check("m", self.marker() == open(FACTS).read(), f"{MARKER} is unchanged")
+        self.check(self.SCENARIO, self.running == self.BE and self.facts["boot"] == f"bpool/BOOT/{self.BE}",
+                   f"back on {self.BE} with its /boot (root {self.facts['root']}, /boot {self.facts['boot']})")
+        self.check(self.SCENARIO, self.booted_kernel() == f"/BOOT/{self.BE}@/vmlinuz-{NEW}",
+                   f"{self.BE}'s new kernel booted (BOOT_IMAGE {self.booted_kernel()!r})")
+        self.check(self.SCENARIO, self.marker() == open(FACTS).read(), f"{self.MARKER} is unchanged")
+        self.layout_checks()
         self.do("bootenv destroy -y before")
         left = sh("zfs list -H -o name -r bpool/BOOT rpool/ROOT")["out"].split()
-        self.check("m", "bpool/BOOT/before" not in left and "rpool/ROOT/before" not in left,
+        self.check(self.SCENARIO, "bpool/BOOT/before" not in left and "rpool/ROOT/before" not in left,
                    f"destroy took both halves of before ({left})")
+
+    def layout_checks(self) -> None:
+        """What this layout adds (the guide's: the root is encrypted)."""
+        enc = sh("zfs get -H -o value encryptionroot,keystatus rpool/ROOT/before")["out"].split()
+        self.check(self.SCENARIO, enc == ["rpool", "available"], f"before is encrypted under rpool, key loaded ({enc})")
+
+
+ZSYS_TIE = "com.ubuntu.zsys:bootfs-datasets"
+
+
+class UbuntuChain(BootPoolChain):
+    BE = "ubuntu_ab12cd"
+    MARKER = "/root/userdata-marker"  # on rpool/USERDATA/root_xy12
+    LAYOUT = "Layout: Ubuntu installer (zsys), boot pool bpool for /boot, one boot half per BE"
+    SCENARIO = "u"
+
+    def layout_checks(self) -> None:
+        """USERDATA mounted and tied to the disk's root as zsys left it; zsys's
+        state there; only the booted BE's datasets are canmount=on."""
+        where = sh("findmnt -n -o SOURCE /root")["out"].strip()
+        self.check(self.SCENARIO, where == "rpool/USERDATA/root_xy12", f"/root is rpool/USERDATA/root_xy12 (is {where!r})")
+        tie = sh(f"zfs get -H -o value {ZSYS_TIE} rpool/USERDATA/root_xy12")["out"].strip()
+        self.check(self.SCENARIO, tie == f"rpool/ROOT/{self.BE}", f"USERDATA's {ZSYS_TIE} is as zsys set it ({tie!r})")
+        snaps = sh("zfs list -H -o name -t snapshot -r rpool/USERDATA bpool/BOOT rpool/ROOT")["out"].split()
+        self.check(self.SCENARIO, "rpool/USERDATA/root_xy12@autozsys_q1w2e3" in snaps
+                   and sum(s.endswith("@autozsys_q1w2e3") for s in snaps) == 12,
+                   f"zsys's state is whole: 12 autozsys snapshots (root tree, boot half, USERDATA) ({len(snaps)} snapshots in all)")
+        mine = self.facts["root"]
+        on = [line.split("\t")[0] for line in sh("zfs list -H -o name,canmount -r rpool/ROOT bpool/BOOT")["out"].splitlines()
+              if line.endswith("\ton")]
+        half = f"bpool/BOOT/{mine.rsplit('/', 1)[1]}"
+        self.check(self.SCENARIO, all(d == mine or d.startswith(mine + "/") or d == half for d in on),
+                   f"only the booted BE's datasets are canmount=on ({on})")
+        mounts = sh("findmnt -n -o SOURCE /var/lib/dpkg")["out"].strip()
+        self.check(self.SCENARIO, mounts == f"{mine}/var/lib/dpkg", f"/var/lib/dpkg is the booted BE's ({mounts!r})")

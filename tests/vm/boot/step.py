@@ -190,6 +190,10 @@ def chain_class(name: str) -> type[Step]:
         from chain_bpool import BootPoolChain
 
         return BootPoolChain
+    if name == "ubuntu":
+        from chain_bpool import UbuntuChain
+
+        return UbuntuChain
     raise RuntimeError(f"unknown boot chain {name!r}")
 
 

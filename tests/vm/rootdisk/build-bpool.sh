@@ -69,25 +69,7 @@ configure_system
 # would write root=ZFS=/ROOT/debian); 42_bootenv's entries drop it.
 sed -i 's|^GRUB_CMDLINE_LINUX="|GRUB_CMDLINE_LINUX="root=ZFS=rpool/ROOT/debian |' $R/etc/default/grub
 grep -q '^GRUB_CMDLINE_LINUX="root=ZFS=rpool/ROOT/debian ' $R/etc/default/grub
-# The guide's import of the boot pool (the initramfs imports rpool only).
-cat >$R/etc/systemd/system/zfs-import-bpool.service <<'UNIT'
-[Unit]
-DefaultDependencies=no
-Before=zfs-import-scan.service
-Before=zfs-import-cache.service
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/sbin/zpool import -N -o cachefile=none bpool
-# Work-around to preserve zpool cache:
-ExecStartPre=-/bin/mv /etc/zfs/zpool.cache /etc/zfs/preboot_zpool.cache
-ExecStartPost=-/bin/mv /etc/zfs/preboot_zpool.cache /etc/zfs/zpool.cache
-
-[Install]
-WantedBy=zfs-import.target
-UNIT
-chroot $R systemctl enable zfs-import-bpool.service
+install_bpool_import
 # zed's list-cacher columns (history_event-zfs-list-cacher.sh), altroot stripped.
 PROPS=name,mountpoint,canmount,atime,relatime,devices,exec,readonly,setuid,nbmand,encroot,keylocation
 PROPS=$PROPS,org.openzfs.systemd:requires,org.openzfs.systemd:requires-mounts-for,org.openzfs.systemd:before

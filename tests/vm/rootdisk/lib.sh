@@ -61,3 +61,26 @@ check_initramfs() {
   chroot "$R" lsinitramfs /boot/initrd.img-"$KVER" >/tmp/initramfs.list
   grep -E '/zfs\.ko|sbin/zpool$' /tmp/initramfs.list || { echo "no zfs in the initramfs" >&2; exit 1; }
 }
+
+# The OpenZFS guide's import of the boot pool by name (the initramfs imports
+# the root pool only; no zpool.cache names device paths of the build run).
+install_bpool_import() {
+  cat >"$R"/etc/systemd/system/zfs-import-bpool.service <<'UNIT'
+[Unit]
+DefaultDependencies=no
+Before=zfs-import-scan.service
+Before=zfs-import-cache.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/sbin/zpool import -N -o cachefile=none bpool
+# Work-around to preserve zpool cache:
+ExecStartPre=-/bin/mv /etc/zfs/zpool.cache /etc/zfs/preboot_zpool.cache
+ExecStartPost=-/bin/mv /etc/zfs/preboot_zpool.cache /etc/zfs/zpool.cache
+
+[Install]
+WantedBy=zfs-import.target
+UNIT
+  chroot "$R" systemctl enable zfs-import-bpool.service
+}
