@@ -341,7 +341,7 @@ def test_paired_boot_entries_load_each_bes_own_boot_half(setup, shell):
 @pytest.mark.parametrize("shell", SHELLS)
 def test_a_root_in_grub_cmdline_linux_does_not_override_the_entries(setup, shell):
     """The OpenZFS guides put root=ZFS=rpool/ROOT/debian in GRUB_CMDLINE_LINUX
-    (grub-probe cannot name an encrypted rpool): after each entry's own
+    (grub-probe cannot name an rpool without GRUB's feature set): after each entry's own
     root= it would win, and every entry would boot debian."""
     setup.be("debian", running=True, kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])
     setup.be("ck", kernels=["6.1.0-28-amd64"], modules=["6.1.0-28-amd64"])

@@ -65,10 +65,7 @@ cat >$R/etc/fstab <<'FSTAB'
 # the rest ZFS datasets mounted by zfs-mount-generator
 FSTAB
 configure_system
-# The guide's root= (grub-probe cannot name an encrypted pool: 10_linux
-# would write root=ZFS=/ROOT/debian); 42_bootenv's entries drop it.
-sed -i 's|^GRUB_CMDLINE_LINUX="|GRUB_CMDLINE_LINUX="root=ZFS=rpool/ROOT/debian |' $R/etc/default/grub
-grep -q '^GRUB_CMDLINE_LINUX="root=ZFS=rpool/ROOT/debian ' $R/etc/default/grub
+grub_root_on_cmdline rpool/ROOT/debian
 install_bpool_import
 # zed's list-cacher columns (history_event-zfs-list-cacher.sh), altroot stripped.
 PROPS=name,mountpoint,canmount,atime,relatime,devices,exec,readonly,setuid,nbmand,encroot,keylocation

@@ -61,6 +61,7 @@ cat >$R/etc/fstab <<'FSTAB'
 # bpool/BOOT/<BE>; USERDATA and the rest mounted by zfs-mount.service
 FSTAB
 configure_system
+grub_root_on_cmdline $ROOTDS
 install_bpool_import
 
 stamp "initramfs"

@@ -84,3 +84,11 @@ WantedBy=zfs-import.target
 UNIT
   chroot "$R" systemctl enable zfs-import-bpool.service
 }
+
+# The guides' root= in GRUB_CMDLINE_LINUX: grub-probe cannot name a root pool
+# made without GRUB's feature set (their rpool; encrypted or not), so 10_linux
+# would write root=ZFS=/ROOT/NAME. 42_bootenv's entries drop it.
+grub_root_on_cmdline() {
+  sed -i "s|^GRUB_CMDLINE_LINUX=\"|GRUB_CMDLINE_LINUX=\"root=ZFS=$1 |" "$R"/etc/default/grub
+  grep -q "^GRUB_CMDLINE_LINUX=\"root=ZFS=$1 " "$R"/etc/default/grub
+}
