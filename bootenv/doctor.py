@@ -41,6 +41,9 @@ OK, NOTE, WARN, FAIL = "ok", "note", "warn", "fail"
 GRUB_WRITABLE = frozenset({"ext2", "ext3", "ext4", "vfat", "fat", "msdos"})
 ENCRYPTION_PROPS = ("encryption", "encryptionroot", "keystatus")
 ZSYS_BOOTFS_DATASETS = "com.ubuntu.zsys:bootfs-datasets"
+# On a root Ubuntu's installer (zsys) made: `yes` (its user data carry
+# bootfs-datasets naming the root).
+ZSYS_BOOTFS = "com.ubuntu.zsys:bootfs"
 # Mount points that are never "shared data" of a root on ZFS.
 PSEUDO = ("/proc", "/sys", "/dev", "/run", "/tmp")
 
@@ -161,9 +164,9 @@ class Doctor:
             "BE datasets": list(scan.members(running.dataset)) if running else [],
             "shared datasets": self._shared(running),
         }
-        zsys = props.get(ZSYS_BOOTFS_DATASETS)
+        zsys = props.get(ZSYS_BOOTFS_DATASETS) or (f"{ZSYS_BOOTFS}={props[ZSYS_BOOTFS]}" if props.get(ZSYS_BOOTFS) == "yes" else None)
         if zsys:
-            facts["zsys bootfs-datasets"] = zsys
+            facts["zsys"] = zsys
         layout = self._layout_name(boot, boot_pool, zsys, props, self.paired)
 
         self.check_next_boot(scan.next_boot, bes)
@@ -188,7 +191,7 @@ class Doctor:
         if running is None:
             return {}
         out: dict[str, str] = {}
-        for props in (ENCRYPTION_PROPS, (ZSYS_BOOTFS_DATASETS,)):
+        for props in (ENCRYPTION_PROPS, (ZSYS_BOOTFS, ZSYS_BOOTFS_DATASETS)):
             try:  # a backend (the fake) may not know a property: unknown, not an error
                 out.update(self.engine.zfs.get_props(running.dataset, list(props)))
             except ZfsError:

@@ -161,13 +161,14 @@ def test_encrypted_root_and_zsys_layout(engine, zfs, tmp_path, monkeypatch):
 
     def get_props(name, props):
         extra = {"encryption": "aes-256-gcm", "encryptionroot": "rpool", "keystatus": "available",
-                 "com.ubuntu.zsys:bootfs-datasets": "bpool/BOOT/debian"}
+                 "com.ubuntu.zsys:bootfs": "yes"}  # what zsys sets on a root (its USERDATA names the root)
         known = [p for p in props if p not in extra]
         return {**real(name, known), **{p: extra[p] for p in props if p in extra}}
 
     monkeypatch.setattr(zfs, "get_props", get_props)
     d = Doctor(engine, [ROOT_MOUNT, ("/boot", "zfs", "bpool/BOOT/debian")], bootloader="bootfs", root=tree(tmp_path)).diagnose()
     assert d.layout == "Ubuntu installer (zsys), boot pool bpool for /boot, encrypted root"
+    assert d.facts["zsys"] == "com.ubuntu.zsys:bootfs=yes"
     assert d.facts["encryption"] == "aes-256-gcm, encryption root rpool, key available"
     assert verdicts(d, "encryption") == [OK]
 
