@@ -24,20 +24,13 @@ T0=$(date +%s)
 . "$HERE/lib.sh"
 R=/mnt/new
 
-stamp "partitions on $DISK"
-sgdisk -Z "$DISK" >/dev/null
-sgdisk -a1 -n1:24K:+1000K -t1:EF02 -n2:0:+1G -t2:BE00 -n3:0:0 -t3:BF00 "$DISK"
-udevadm settle || true
-partx -u "$DISK" 2>/dev/null || true
-for i in $(seq 50); do [ -b "${DISK}2" ] && [ -b "${DISK}3" ] && break; sleep 0.2; done
+partition_boot_pool_disk
 
 stamp "pools"
 mkdir -p /etc/zfs
 head -c 24 /dev/urandom | base64 >/etc/zfs/rpool.key  # a passphrase in a file
 chmod 600 /etc/zfs/rpool.key
-zpool create -f -o ashift=12 -o autotrim=on -o compatibility=grub2 -o cachefile=none \
-  -O devices=off -O acltype=posixacl -O xattr=sa -O compression=lz4 -O normalization=formD \
-  -O relatime=on -O canmount=off -O mountpoint=/boot -R $R bpool "${DISK}2"
+create_bpool
 zpool create -f -o ashift=12 -o autotrim=on -o cachefile=none \
   -O encryption=on -O keylocation=file:///etc/zfs/rpool.key -O keyformat=passphrase \
   -O acltype=posixacl -O xattr=sa -O dnodesize=auto -O compression=lz4 -O normalization=formD \
@@ -101,15 +94,6 @@ check_initramfs
 grep -q 'etc/zfs/rpool.key' /tmp/initramfs.list
 
 stamp "grub"
-chroot $R grub-probe /boot
-chroot $R grub-install --target=i386-pc "$DISK"
-chroot $R update-grub
-grep -n "root=ZFS=rpool/ROOT/debian" $R/boot/grub/grub.cfg
-grep -q "/BOOT/debian@/vmlinuz" $R/boot/grub/grub.cfg
+install_grub_in_boot_half debian
 
-stamp "export"
-sync
-umount -R $R/proc $R/sys $R/dev 2>/dev/null || umount -lR $R/dev || true
-zpool export bpool
-zpool export rpool
-stamp "done"
+export_pools

@@ -23,17 +23,10 @@ R=/mnt/new
 BE=ubuntu_ab12cd
 ROOTDS=rpool/ROOT/$BE
 
-stamp "partitions on $DISK"
-sgdisk -Z "$DISK" >/dev/null
-sgdisk -a1 -n1:24K:+1000K -t1:EF02 -n2:0:+1G -t2:BE00 -n3:0:0 -t3:BF00 "$DISK"
-udevadm settle || true
-partx -u "$DISK" 2>/dev/null || true
-for i in $(seq 50); do [ -b "${DISK}2" ] && [ -b "${DISK}3" ] && break; sleep 0.2; done
+partition_boot_pool_disk
 
 stamp "pools"
-zpool create -f -o ashift=12 -o autotrim=on -o compatibility=grub2 -o cachefile=none \
-  -O devices=off -O acltype=posixacl -O xattr=sa -O compression=lz4 -O normalization=formD \
-  -O relatime=on -O canmount=off -O mountpoint=/boot -R $R bpool "${DISK}2"
+create_bpool
 zpool create -f -o ashift=12 -o autotrim=on -o cachefile=none \
   -O acltype=posixacl -O xattr=sa -O dnodesize=auto -O compression=lz4 -O normalization=formD \
   -O relatime=on -O canmount=off -O mountpoint=/ -R $R rpool "${DISK}3"
@@ -68,20 +61,11 @@ stamp "initramfs"
 check_initramfs
 
 stamp "grub"
-chroot $R grub-probe /boot
-chroot $R grub-install --target=i386-pc "$DISK"
-chroot $R update-grub
-grep -q "/BOOT/$BE@/vmlinuz" $R/boot/grub/grub.cfg
-grep -n "root=ZFS=$ROOTDS" $R/boot/grub/grub.cfg
+install_grub_in_boot_half $BE
 
 stamp "a zsys state"
 zfs snapshot -r $ROOTDS@autozsys_q1w2e3
 zfs snapshot bpool/BOOT/$BE@autozsys_q1w2e3
 zfs snapshot rpool/USERDATA/root_xy12@autozsys_q1w2e3
 
-stamp "export"
-sync
-umount -R $R/proc $R/sys $R/dev 2>/dev/null || umount -lR $R/dev || true
-zpool export bpool
-zpool export rpool
-stamp "done"
+export_pools

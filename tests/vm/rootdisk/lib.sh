@@ -92,3 +92,39 @@ grub_root_on_cmdline() {
   sed -i "s|^GRUB_CMDLINE_LINUX=\"|GRUB_CMDLINE_LINUX=\"root=ZFS=$1 |" "$R"/etc/default/grub
   grep -q "^GRUB_CMDLINE_LINUX=\"root=ZFS=$1 " "$R"/etc/default/grub
 }
+
+# The boot pool layouts' disk: p1 BIOS boot, p2 the boot pool (1G), p3 the root pool.
+partition_boot_pool_disk() {
+  stamp "partitions on $DISK"
+  sgdisk -Z "$DISK" >/dev/null
+  sgdisk -a1 -n1:24K:+1000K -t1:EF02 -n2:0:+1G -t2:BE00 -n3:0:0 -t3:BF00 "$DISK"
+  udevadm settle || true
+  partx -u "$DISK" 2>/dev/null || true
+  for i in $(seq 50); do [ -b "${DISK}2" ] && [ -b "${DISK}3" ] && break; sleep 0.2; done
+}
+
+# The guides' boot pool on p2: GRUB's feature set, mounted under $R/boot.
+create_bpool() {
+  zpool create -f -o ashift=12 -o autotrim=on -o compatibility=grub2 -o cachefile=none \
+    -O devices=off -O acltype=posixacl -O xattr=sa -O compression=lz4 -O normalization=formD \
+    -O relatime=on -O canmount=off -O mountpoint=/boot -R "$R" bpool "${DISK}2"
+}
+
+# GRUB on the disk with its directory in the boot half of BE $1, as the
+# guides' grub-install leaves it; the menu's entries load from /BOOT/$1@/.
+install_grub_in_boot_half() {
+  chroot "$R" grub-probe /boot
+  chroot "$R" grub-install --target=i386-pc "$DISK"
+  chroot "$R" update-grub
+  grep -n "root=ZFS=rpool/ROOT/$1" "$R"/boot/grub/grub.cfg
+  grep -q "/BOOT/$1@/vmlinuz" "$R"/boot/grub/grub.cfg
+}
+
+export_pools() {
+  stamp "export"
+  sync
+  umount -R "$R"/proc "$R"/sys "$R"/dev 2>/dev/null || umount -lR "$R"/dev || true
+  zpool export bpool
+  zpool export rpool
+  stamp "done"
+}
