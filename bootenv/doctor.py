@@ -370,7 +370,8 @@ class Doctor:
                          f"/boot/grub is inside boot environment {source}: GRUB keeps reading the menu and environment "
                          "of the BE it was installed from, so activate is refused",
                          "put /boot/grub on a filesystem every BE shares (an ext4 /boot/grub partition, the ESP, or a "
-                         "dataset outside the BE root such as bpool/grub), then grub-install and update-grub")
+                         "dataset outside the BE root such as bpool/grub), then grub-install and update-grub: "
+                         "`bootenv doctor --fix` does it")
             elif fstype in GRUB_WRITABLE:
                 self.add("GRUB", OK, f"/boot/grub on {fstype} ({source}), shared: GRUB clears a one-shot itself")
             else:

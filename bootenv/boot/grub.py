@@ -211,7 +211,7 @@ class GrubBootloader(Bootloader):
                 "so GRUB keeps reading the menu and environment of the BE it was installed from; "
                 f"put {self.grub_dir} on a filesystem every BE shares (an ext4 /boot or /boot/grub partition, "
                 "the ESP, or a dataset outside the BE root and the boot root such as bpool/grub) and re-run "
-                "grub-install and update-grub"
+                "grub-install and update-grub: `bootenv doctor --fix` does all that"
             )
 
     def mid_activate(self, be: BootEnv, mountpoint: Optional[str]) -> None:
