@@ -15,12 +15,14 @@ sys.path[:0] = [str(VM), str(VM / "boot")]
 import boots  # noqa: E402
 import chain_bpool  # noqa: E402
 import chain_grub  # noqa: E402
+import chain_grubhome  # noqa: E402
 import retention_scenarios  # noqa: E402
 import test_boots  # noqa: E402
 
 
 @pytest.mark.parametrize("name, chain", [("grub", chain_grub.GrubChain), ("retention", chain_grub.RetentionChain),
-                                         ("bpool", chain_bpool.BootPoolChain), ("ubuntu", chain_bpool.UbuntuChain)])
+                                         ("bpool", chain_bpool.BootPoolChain), ("ubuntu", chain_bpool.UbuntuChain),
+                                         ("grubhome", chain_grubhome.GrubHomeChain)])
 def test_every_scenario_boot_has_a_stage_and_the_host_allows_them(name, chain):
     named = {n for _what, numbers in test_boots.SCENARIOS[name].values() for n in numbers}
     assert max(named) == chain.last_boot

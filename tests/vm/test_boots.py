@@ -63,9 +63,13 @@ SCENARIOS["ubuntu"] = {  # the other suite's chain on Ubuntu's installer layout 
           "autoremove and rollback; only the booted BE's datasets mount by themselves; USERDATA and zsys's state kept",
           (1, 2, 3)),
 }
+SCENARIOS["grubhome"] = {  # the plain disk with GRUB's directory moved into the BE (boot/chain_grubhome.py)
+    "n": ("/boot/grub inside rpool/ROOT/debian: activate refused naming doctor --fix; doctor --fix gives GRUB rpool/grub; "
+          "activate a checkpoint, reboot into it, activate back", (1, 2, 3)),
+}
 # The chains this session runs: $BOOTENV_VM_CHAINS (space-separated), else
-# the three of the default suite (suites.py; `make test-vm`).
-CHOSEN = os.environ.get("BOOTENV_VM_CHAINS", "grub systemd-boot crash").split()
+# the four of the default suite (suites.py; `make test-vm`).
+CHOSEN = os.environ.get("BOOTENV_VM_CHAINS", "grub systemd-boot crash grubhome").split()
 # The boots of a chain whose power the host must have cut (tests/vm/boots.py
 # POWER_CUT): a scenario of them fails if the cut did not happen.
 POWER_CUTS = {"crash": (1, 2)}

@@ -3,7 +3,9 @@
 
 Runs in the root-on-ZFS guest (bootenv-vmtest.service, late in every boot,
 after bootenv-confirm.service), from the share: /mnt/host/chain names the
-chain (grub and retention: chain_grub.py, systemd-boot: chain_sdboot.py) and
+chain (grub and retention: chain_grub.py, systemd-boot: chain_sdboot.py,
+crash: chain_crash.py, bpool and ubuntu: chain_bpool.py, grubhome:
+chain_grubhome.py) and
 /mnt/host/boot-number the boot (both written by tests/vm/boots.py before
 each qemu start). Each boot records its facts (the root dataset,
 `bootenv status --json`, the bootloader's state, the bootenv units' states
@@ -194,6 +196,10 @@ def chain_class(name: str) -> type[Step]:
         from chain_bpool import UbuntuChain
 
         return UbuntuChain
+    if name == "grubhome":
+        from chain_grubhome import GrubHomeChain
+
+        return GrubHomeChain
     raise RuntimeError(f"unknown boot chain {name!r}")
 
 
