@@ -96,7 +96,7 @@ OVMF_VARS = Path(os.environ.get("BOOTENV_VM_OVMF_VARS", "/usr/share/OVMF/OVMF_VA
 # The chains (tests/vm/boot/step.py runs the one named in run_dir/chain):
 # how the disk is booted, and the most boots the chain takes.
 CHAINS = {"grub": ("bios", 12), "systemd-boot": ("uefi", 6), "crash": ("bios", 5), "retention": ("bios", 6),
-          "bpool": ("bios", 4), "ubuntu": ("bios", 4), "grubhome": ("bios", 4)}
+          "bpool": ("bios", 3), "ubuntu": ("bios", 3), "grubhome": ("bios", 4)}
 # The root disk a chain boots (rootdisk.py LAYOUTS): `plain` unless named here.
 CHAIN_DISKS = {"bpool": "bpool", "ubuntu": "ubuntu"}
 

@@ -13,9 +13,13 @@ rpool/var/log shared, mounts from zfs-mount-generator's cache):
   2 before  / is rpool/ROOT/before, /boot bpool/BOOT/before, the kernel GRUB
             loaded /BOOT/before@/vmlinuz-6.99.1, dpkg has 6.99.1 and not 6.99.2,
             the home directory's file unchanged, the BE encrypted under
-            rpool; activate debian back                                   (m)
-  3 debian  / and /boot are debian's, its kernel 6.99.2 booted; destroy
-            `before`: both halves go; done                                (m)
+            rpool; activate debian back (its boot half canmount=on, the
+            others noauto, bootfs); destroy the dist-upgrade's checkpoint:
+            both halves go; done                                          (m)
+
+Two boots, not three: booting back into debian would take a CI minute or
+two more for what the GRUB chain's boots show on the plain disk; the
+activation back is checked in the pool's properties instead.
 
 The test kernels are the running kernel's vmlinuz and initramfs under new
 version names, with a /lib/modules/VERSION of their own: GRUB loads them by
@@ -28,7 +32,7 @@ UbuntuChain: the same story (scenario u) on Ubuntu's installer layout
 property, an autozsys state): there the original BE's datasets are
 canmount=on, and activating the checkpoint must make them noauto or
 `zfs mount -a` would mount them over the checkpoint's; USERDATA and zsys's
-property and snapshots are checked after every boot.
+property and snapshots are checked in the checkpoint.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ def kernel_deb(version: str, running: str, repo: str) -> None:
 
 
 class BootPoolChain(AptScenarios, Step):
-    last_boot = 3
+    last_boot = 2
     BE = "debian"  # the disk's own BE
     MARKER = "/home/userdata-marker"  # written on a shared dataset (rpool/home) when the disk was built
     LAYOUT = "Layout: boot pool bpool for /boot, one boot half per BE, encrypted root"
@@ -168,18 +172,16 @@ class BootPoolChain(AptScenarios, Step):
         self.layout_checks()
         self.check(self.SCENARIO, "boot pool: " in self.facts["list"], "bootenv list says the boot pool's room")
         self.do(f"bootenv activate {self.BE}")
-
-    def stage3(self) -> None:
-        self.check(self.SCENARIO, self.running == self.BE and self.facts["boot"] == f"bpool/BOOT/{self.BE}",
-                   f"back on {self.BE} with its /boot (root {self.facts['root']}, /boot {self.facts['boot']})")
-        self.check(self.SCENARIO, self.booted_kernel() == f"/BOOT/{self.BE}@/vmlinuz-{NEW}",
-                   f"{self.BE}'s new kernel booted (BOOT_IMAGE {self.booted_kernel()!r})")
-        self.check(self.SCENARIO, self.marker() == open(FACTS).read(), f"{self.MARKER} is unchanged")
-        self.layout_checks()
-        self.do("bootenv destroy -y before")
+        on = [line.split("\t")[0] for line in sh("zfs list -H -o name,canmount -r bpool/BOOT rpool/ROOT")["out"].splitlines()
+              if line.endswith("\ton")]
+        bootfs = sh("zpool get -H -o value bootfs rpool")["out"].strip()
+        self.check(self.SCENARIO, on == [f"bpool/BOOT/{self.BE}"] and bootfs == f"rpool/ROOT/{self.BE}",
+                   f"activate {self.BE} back: bootfs is its root, its boot half alone canmount=on ({bootfs}; {on})")
+        apt_cp = next(b["name"] for b in self.bes() if b["kind"] == "apt")
+        self.do(f"bootenv destroy -y {apt_cp}")
         left = sh("zfs list -H -o name -r bpool/BOOT rpool/ROOT")["out"].split()
-        self.check(self.SCENARIO, "bpool/BOOT/before" not in left and "rpool/ROOT/before" not in left,
-                   f"destroy took both halves of before ({left})")
+        self.check(self.SCENARIO, f"bpool/BOOT/{apt_cp}" not in left and f"rpool/ROOT/{apt_cp}" not in left,
+                   f"destroy took both halves of {apt_cp} ({left})")
 
     def layout_checks(self) -> None:
         """What this layout adds (the guide's: the root is encrypted)."""
