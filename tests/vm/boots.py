@@ -101,6 +101,29 @@ CHAINS = {"grub": ("bios", 12), "systemd-boot": ("uefi", 6), "crash": ("bios", 5
 CHAIN_DISKS = {"bpool": "bpool", "ubuntu": "ubuntu"}
 
 
+# A boot the emulator killed before the guest's init ran is run again from
+# the state it started from: the firmware and the bootloader may have
+# written already (GRUB clears a one-shot in its environment block,
+# systemd-boot deletes LoaderEntryOneShot), and a trial boot run again
+# without its one-shot would boot the default instead (CI, 2026-12-07).
+BOOT_STATE = "before-boot"  # an internal snapshot of the run's overlay
+
+
+def keep_boot_state(disk: Path, run_dir: Path) -> None:
+    """The overlay (an internal qcow2 snapshot, the last boot's replaced)
+    and the EFI variables, as they are before a boot."""
+    subprocess.run(["qemu-img", "snapshot", "-d", BOOT_STATE, str(disk)], capture_output=True)  # none before boot 1
+    subprocess.run(["qemu-img", "snapshot", "-c", BOOT_STATE, str(disk)], check=True)
+    if (run_dir / "efivars.fd").is_file():
+        shutil.copyfile(run_dir / "efivars.fd", run_dir / "efivars.fd.before-boot")
+
+
+def restore_boot_state(disk: Path, run_dir: Path) -> None:
+    subprocess.run(["qemu-img", "snapshot", "-a", BOOT_STATE, str(disk)], check=True)
+    if (run_dir / "efivars.fd.before-boot").is_file():
+        shutil.copyfile(run_dir / "efivars.fd.before-boot", run_dir / "efivars.fd")
+
+
 def qemu_argv(disk: Path, run_dir: Path, tree: Path, firmware: str = "bios",
               memory: int = 2048, smp: int = 2) -> list[str]:
     argv = [
@@ -216,12 +239,15 @@ def run_boots(chain: str = "grub", *, run_dir: Path | None = None, tree: Path = 
                 log = run_dir / f"boot-{n}.console.log"
                 while True:
                     seen: dict = {}
+                    keep_boot_state(disk, run_dir)
                     qemu = harness.stream_qemu(argv, log, timeout, console_watcher(run_dir / "monitor.sock", live, seen))
                     if run.emulator_faults >= EMULATOR_FAULT_RETRIES or not harness.emulator_fault(log):
                         break
                     run.emulator_faults += 1
                     kept = log.rename(log.with_suffix(".emulator-fault.log"))
-                    harness._say(f"{chain} boot {n}: the guest kernel died before its init ran ({kept}): booting it again")
+                    restore_boot_state(disk, run_dir)
+                    harness._say(f"{chain} boot {n}: the guest kernel died before its init ran ({kept}): booting it again "
+                                 "from the disk and EFI variables as they were before it")
                 report_path = run_dir / "out" / f"boot-{n}" / "report.json"
                 report = None
                 if report_path.is_file():
