@@ -78,6 +78,12 @@ def kernel_deb(version: str, running: str, repo: str) -> None:
     subprocess.run(["rm", "-rf", str(tree)], check=True)
 
 
+def canmount_on() -> list[str]:
+    """The BE and boot-half datasets a boot mounts by itself (canmount=on)."""
+    rows = sh("zfs list -H -o name,canmount -r bpool/BOOT rpool/ROOT")["out"].splitlines()
+    return [line.split("\t")[0] for line in rows if line.endswith("\ton")]
+
+
 class BootPoolChain(AptScenarios, Step):
     last_boot = 2
     BE = "debian"  # the disk's own BE
@@ -172,8 +178,7 @@ class BootPoolChain(AptScenarios, Step):
         self.layout_checks()
         self.check(self.SCENARIO, "boot pool: " in self.facts["list"], "bootenv list says the boot pool's room")
         self.do(f"bootenv activate {self.BE}")
-        on = [line.split("\t")[0] for line in sh("zfs list -H -o name,canmount -r bpool/BOOT rpool/ROOT")["out"].splitlines()
-              if line.endswith("\ton")]
+        on = canmount_on()
         bootfs = sh("zpool get -H -o value bootfs rpool")["out"].strip()
         self.check(self.SCENARIO, on == [f"bpool/BOOT/{self.BE}"] and bootfs == f"rpool/ROOT/{self.BE}",
                    f"activate {self.BE} back: bootfs is its root, its boot half alone canmount=on ({bootfs}; {on})")
@@ -210,8 +215,7 @@ class UbuntuChain(BootPoolChain):
                    and sum(s.endswith("@autozsys_q1w2e3") for s in snaps) == 12,
                    f"zsys's state is whole: 12 autozsys snapshots (root tree, boot half, USERDATA) ({len(snaps)} snapshots in all)")
         mine = self.facts["root"]
-        on = [line.split("\t")[0] for line in sh("zfs list -H -o name,canmount -r rpool/ROOT bpool/BOOT")["out"].splitlines()
-              if line.endswith("\ton")]
+        on = canmount_on()
         half = f"bpool/BOOT/{mine.rsplit('/', 1)[1]}"
         self.check(self.SCENARIO, all(d == mine or d.startswith(mine + "/") or d == half for d in on),
                    f"only the booted BE's datasets are canmount=on ({on})")
