@@ -225,12 +225,8 @@ class AptSystem:
         monkeypatch.setattr(cli_apt, "open_packages", self.packages)
 
     def mount_running(self) -> None:
-        """noatime: this test's own reads of the "running" BE (dpkg_version)
-        must not write to it (a relatime update after a checkpoint's
-        snapshot and `bootenv diff` of that BE can no longer take zfs
-        diff's path from the common snapshot: CI, 2026-12-07)."""
         os.makedirs(self.mnt, exist_ok=True)
-        sh("mount", "-t", "zfs", "-o", "zfsutil,noatime", f"{self.root}/{self.running}", self.mnt)
+        sh("mount", "-t", "zfs", "-o", "zfsutil", f"{self.root}/{self.running}", self.mnt)
 
     def reboot_into(self, name: str) -> None:
         """What a reboot does to this test: the other BE is the running one."""
